@@ -1,0 +1,72 @@
+/* graft — the plugin ABI.
+ *
+ * A plugin is a shared object that exports exactly one symbol, GR_PLUGIN_ENTRY_SYMBOL, a
+ * function taking nothing and returning a pointer to a const gr_plugin_descriptor that lives
+ * as long as the library is loaded. The host, before calling anything else in the plugin:
+ *   1. refuses the file if the symbol is missing;
+ *   2. refuses an ABI major version other than its own (GR_ABI_MAJOR);
+ *   3. refuses a descriptor smaller than the fields this major version defines;
+ *   4. refuses an unknown kind, an empty name, or an interface struct whose `struct_size`
+ *      is smaller than the required part of that kind's interface.
+ * Each refusal is one line naming the file and the reason.
+ *
+ * Rules of the ABI:
+ *  - Structs only ever grow at the end. A new field raises GR_ABI_MINOR; removing or
+ *    reordering a field, or changing a meaning, raises GR_ABI_MAJOR.
+ *  - Every interface struct starts with `uint32_t struct_size` (= sizeof as the plugin was
+ *    compiled). The host reads no field past it; optional slots may be NULL.
+ *  - Errors cross the ABI as a gr_status plus the message set with gr_fail(); a plugin never
+ *    calls exit() or abort() on bad input.
+ *  - Plugins link against libgraft and may call any function of the SDK headers. */
+#ifndef GRAFT_PLUGIN_H
+#define GRAFT_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "graft/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GR_ABI_MAJOR 1
+#define GR_ABI_MINOR 0
+
+#define GR_PLUGIN_ENTRY_SYMBOL "graft_plugin_entry"
+
+typedef enum gr_plugin_kind {
+    GR_PLUGIN_BACKEND = 1,
+    GR_PLUGIN_LANGUAGE_MODEL = 2,
+    GR_PLUGIN_VISION_ENCODER = 3,
+    GR_PLUGIN_PROJECTOR = 4,
+    GR_PLUGIN_STRATEGY = 5
+} gr_plugin_kind;
+
+typedef struct gr_plugin_descriptor {
+    uint32_t abi_major;
+    uint32_t abi_minor;
+    uint32_t descriptor_size;   /* sizeof(gr_plugin_descriptor) as the plugin was compiled */
+    uint32_t kind;              /* gr_plugin_kind */
+    const char *name;           /* unique within its kind: "cpu", "opt", "tas", ... */
+    const char *description;    /* one line */
+    const void *iface;          /* the kind's interface struct; starts with uint32_t struct_size */
+} gr_plugin_descriptor;
+
+typedef const gr_plugin_descriptor *(*gr_plugin_entry_fn)(void);
+
+/* Declares the entry point with C linkage and default visibility. Usage:
+ *   GR_PLUGIN_EXPORT const gr_plugin_descriptor *graft_plugin_entry(void) { return &desc; } */
+#define GR_PLUGIN_EXPORT __attribute__((visibility("default")))
+
+/* Fills the fixed part of a descriptor for the ABI this header describes. */
+#define GR_PLUGIN_DESCRIPTOR(KIND, NAME, DESCRIPTION, IFACE)                                   \
+    { GR_ABI_MAJOR, GR_ABI_MINOR, (uint32_t)sizeof(gr_plugin_descriptor), (uint32_t)(KIND),    \
+      (NAME), (DESCRIPTION), (IFACE) }
+
+const char *gr_plugin_kind_name(gr_plugin_kind kind);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
