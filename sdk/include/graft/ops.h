@@ -140,7 +140,7 @@ gr_tensor *gr_cross_entropy(gr_ctx *ctx, gr_tensor *logits, gr_tensor *labels,
 /* Sum / mean of all elements -> scalar. */
 gr_tensor *gr_sum(gr_ctx *ctx, gr_tensor *x);
 gr_tensor *gr_mean(gr_ctx *ctx, gr_tensor *x);
-/* Sum over every dim where `like` has size 1 (keeps ndim). */
+/* Sums x down to `shape` (ndim dims, each equal to x's or 1): the broadcast's reverse. */
 gr_tensor *gr_sum_to(gr_ctx *ctx, gr_tensor *x, int ndim, const int64_t *shape);
 /* Converts to another float dtype (F32 result records a node; others are constants). */
 gr_tensor *gr_convert(gr_ctx *ctx, gr_tensor *x, gr_dtype dtype);
