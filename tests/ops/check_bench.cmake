@@ -1,0 +1,16 @@
+# Runs `graft bench matmul --min-time 0` and checks the table and the exact last line.
+execute_process(COMMAND ${GRAFT} bench matmul --threads 2 --min-time 0
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "graft bench matmul failed (${rc})")
+endif()
+string(REGEX MATCHALL "\n(768x768|768x3072|3072x768) +[^\n]+" rows "${out}")
+list(LENGTH rows n)
+if(NOT n EQUAL 9)
+  message(FATAL_ERROR "expected 9 table rows, got ${n}")
+endif()
+string(STRIP "${out}" stripped)
+if(NOT stripped MATCHES "\nbench matmul: [0-9]+\\.[0-9] GFLOP/s, [0-9]+\\.[0-9] GFLOP/s sgemm, [0-9]+\\.[0-9][0-9] ratio$")
+  message(FATAL_ERROR "last line is not 'bench matmul: G GFLOP/s, C GFLOP/s sgemm, R ratio'")
+endif()
