@@ -306,8 +306,9 @@ static double row_lse(const float *x, int64_t v, float *mx_out)
 {
     float mx = x[0];
     for (int64_t i = 1; i < v; i++) mx = x[i] > mx ? x[i] : mx;
+    /* expf of a non-positive argument is accurate to an ulp; the sum is kept in double. */
     double s = 0;
-    for (int64_t i = 0; i < v; i++) s += exp((double)(x[i] - mx));
+    for (int64_t i = 0; i < v; i++) s += expf(x[i] - mx);
     *mx_out = mx;
     return s;
 }
