@@ -13,6 +13,8 @@
  *  - Kernels may run asynchronously; `download` and `synchronize` wait for all earlier work.
  *    Work is executed in submission order (a backend inserts the barriers it needs).
  *  - A kernel returns GR_OK or a status with a message set by gr_fail(); it never exits.
+ *  - scale, binary and unary may be called in place (out is the same memory as an input of the
+ *    same shape); copy_strided's source and destination never overlap.
  *  - Masks are additive and use the lowest finite float (-FLT_MAX, HF's finfo.min), never
  *    -inf: a fully masked softmax row then gets uniform weights, not NaN. Kernels must not
  *    special-case infinities to "fix" that.
