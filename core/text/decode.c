@@ -26,8 +26,10 @@ static void put_replaced(gr_buf *out, const char *s, size_t n, const char *pat, 
 static void spm_decode(const gr_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, gr_buf *out)
 {
     gr_buf bytes = {0};
-    /* SentencePiece 0.1.97 drops the "▁" of the dummy prefix from the first piece that is not a
-     * control symbol (<s> ▁ ▁. decodes to " ."), not from every piece while the text is empty */
+    /* SentencePiece 0.1.97 drops the leading "▁" (the dummy prefix) of the first piece that is
+     * not a control symbol (Llama: <s> ▁ ▁. decodes to " ."); with remove_extra_whitespaces
+     * (T5, ALBERT) it keeps dropping it while the decoded text is still empty (▁ ▁the -> "the").
+     * Both checked against python3-sentencepiece 0.1.97 on random id sequences. */
     int bos_ws = 1;
     for (size_t i = 0; i <= n; i++) {
         const gr_piece *p = i < n ? &t->pieces[ids[i]] : NULL;
@@ -46,7 +48,7 @@ static void spm_decode(const gr_tokenizer *t, const int32_t *ids, size_t n, unsi
         if (p->type == GR_PIECE_UNKNOWN) { gr_buf_puts(out, UNK_SURFACE); bos_ws = 0; continue; }
         const char *s = p->s;
         size_t len = p->len;
-        if (bos_ws && t->add_dummy_prefix && len >= 3 && memcmp(s, SPACE_SYM, 3) == 0) { s += 3; len -= 3; }
+        if ((t->remove_extra_ws ? out->len == 0 : bos_ws) && t->add_dummy_prefix && len >= 3 && memcmp(s, SPACE_SYM, 3) == 0) { s += 3; len -= 3; }
         bos_ws = 0;
         put_replaced(out, s, len, SPACE_SYM, 3, " ", 1);
     }
