@@ -224,11 +224,8 @@ gr_status gr_tokenizer_token_bytes(const gr_tokenizer *t, int32_t id, char **byt
     } else {
         put_replaced(&out, p->s, p->len, SPACE_SYM, 3, " ", 1);
     }
-    if (out.oom || !out.p) {
-        gr_buf_free(&out);
-        out.p = calloc(1, 1);
-        if (!out.p) return gr_fail(GR_ERR_NOMEM, "out of memory");
-    }
+    if (out.oom) { gr_buf_free(&out); return gr_fail(GR_ERR_NOMEM, "out of memory"); }
+    if (!out.p && !(out.p = calloc(1, 1))) return gr_fail(GR_ERR_NOMEM, "out of memory");
     *bytes = out.p;
     *len = out.len;
     return GR_OK;

@@ -1,5 +1,6 @@
 /* Normalizers and pre-tokenizers: SentencePiece's normalizer and the tokenizer.json stages
  * (Prepend, Replace, Precompiled, Strip; Split, ByteLevel, Metaspace, WhitespaceSplit, Digits). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,31 +197,34 @@ static uint32_t bytelevel_cp(unsigned char b)
     return 256 + k;
 }
 
+static char bl_utf8[256][3];
+static int bl_len[256];
+static int16_t bl_inverse[256 + 68]; /* code point -> byte */
+static pthread_once_t bl_once = PTHREAD_ONCE_INIT;
+
+static void bl_init(void)
+{
+    for (int i = 0; i < 256 + 68; i++) bl_inverse[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        uint32_t cp = bytelevel_cp((unsigned char)b);
+        char u[4];
+        bl_len[b] = gr_utf8_encode(cp, u);
+        memcpy(bl_utf8[b], u, (size_t)bl_len[b]);
+        bl_inverse[cp] = (int16_t)b;
+    }
+}
+
 void gr_bytelevel_char(unsigned char byte, char out[3], int *len)
 {
-    static char tab[256][3];
-    static int tlen[256];
-    static int ready; /* benign: every thread writes the same bytes */
-    if (!ready) {
-        for (int b = 0; b < 256; b++) {
-            char u[4];
-            tlen[b] = gr_utf8_encode(bytelevel_cp((unsigned char)b), u);
-            memcpy(tab[b], u, (size_t)tlen[b]);
-        }
-        ready = 1;
-    }
-    memcpy(out, tab[byte], 3);
-    *len = tlen[byte];
+    pthread_once(&bl_once, bl_init);
+    memcpy(out, bl_utf8[byte], 3);
+    *len = bl_len[byte];
 }
 
 int gr_bytelevel_byte(uint32_t cp)
 {
-    if (cp < 256) return byte_is_printable((int)cp) ? (int)cp : -1;
-    if (cp >= 256 + 68) return -1;
-    uint32_t k = cp - 256;
-    for (int b = 0; b < 256; b++)
-        if (!byte_is_printable(b) && k-- == 0) return b;
-    return -1;
+    pthread_once(&bl_once, bl_init);
+    return cp < 256 + 68 ? bl_inverse[cp] : -1;
 }
 
 const char gr_gpt2_regex[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
