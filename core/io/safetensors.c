@@ -549,9 +549,29 @@ gr_status gr_st_write_entries(const char *path, const gr_st_entry *entries, int 
             json_object_set_new(m, metadata[i], json_string(metadata[i + 1]));
         json_object_set_new(root, "__metadata__", m);
     }
-    size_t offset = 0;
+    /* Data is laid out by decreasing element size (stable), so with the 8-byte aligned header
+     * every tensor starts aligned to its element: readers may use the mapping in place. */
     size_t *sizes = calloc((size_t)(count ? count : 1), sizeof *sizes);
-    if (!sizes) { json_decref(root); return gr_fail(GR_ERR_NOMEM, "%s: out of memory", path); }
+    size_t *offsets = calloc((size_t)(count ? count : 1), sizeof *offsets);
+    int *order = calloc((size_t)(count ? count : 1), sizeof *order);
+    if (!sizes || !offsets || !order) {
+        free(sizes); free(offsets); free(order); json_decref(root);
+        return gr_fail(GR_ERR_NOMEM, "%s: out of memory", path);
+    }
+    int no = 0;
+    for (size_t esz = 8; esz >= 1; esz /= 2)
+        for (int i = 0; i < count; i++)
+            if (gr_dtype_size(entries[i].dtype) == esz) order[no++] = i;
+    if (no != count) s = gr_fail(GR_ERR_INVALID, "%s: a tensor has an invalid dtype", path);
+    size_t offset = 0;
+    for (int k = 0; k < count && s == GR_OK; k++) {
+        const gr_st_entry *e = &entries[order[k]];
+        size_t n = gr_dtype_size(e->dtype);
+        for (int d = 0; d < e->ndim; d++) n *= (size_t)e->shape[d];
+        sizes[order[k]] = n;
+        offsets[order[k]] = offset;
+        offset += n;
+    }
     for (int i = 0; i < count && s == GR_OK; i++) {
         const gr_st_entry *e = &entries[i];
         if (!e->name || !e->name[0] || strcmp(e->name, "__metadata__") == 0 ||
@@ -563,25 +583,20 @@ gr_status gr_st_write_entries(const char *path, const gr_st_entry *entries, int 
             s = gr_fail(GR_ERR_INVALID, "%s: tensor '%s' is written twice", path, e->name);
             break;
         }
-        size_t n = gr_dtype_size(e->dtype);
         json_t *shape = json_array();
-        for (int d = 0; d < e->ndim; d++) {
-            n *= (size_t)e->shape[d];
-            json_array_append_new(shape, json_integer(e->shape[d]));
-        }
-        sizes[i] = n;
+        for (int d = 0; d < e->ndim; d++) json_array_append_new(shape, json_integer(e->shape[d]));
         json_t *ent = json_object();
         json_object_set_new(ent, "dtype", json_string(gr_dtype_name(e->dtype)));
         json_object_set_new(ent, "shape", shape);
-        json_object_set_new(ent, "data_offsets",
-                            json_pack("[II]", (json_int_t)offset, (json_int_t)(offset + n)));
+        json_object_set_new(ent, "data_offsets", json_pack("[II]", (json_int_t)offsets[i],
+                                                           (json_int_t)(offsets[i] + sizes[i])));
         json_object_set_new(root, e->name, ent);
-        offset += n;
     }
+    free(offsets);
     char *hdr = s == GR_OK ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
     if (s == GR_OK && !hdr) s = gr_fail(GR_ERR_NOMEM, "%s: out of memory", path);
-    if (s != GR_OK) { free(sizes); free(hdr); return s; }
+    if (s != GR_OK) { free(sizes); free(order); free(hdr); return s; }
 
     size_t hlen = strlen(hdr), padded = (hlen + 7) / 8 * 8;
     size_t tl = strlen(path) + 32;
@@ -594,7 +609,7 @@ gr_status gr_st_write_entries(const char *path, const gr_st_entry *entries, int 
     if (fd < 0) {
         s = tmp ? gr_fail(GR_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno))
                 : gr_fail(GR_ERR_NOMEM, "%s: out of memory", path);
-        free(tmp); free(hdr); free(sizes);
+        free(tmp); free(hdr); free(sizes); free(order);
         return s;
     }
     uint8_t lenbuf[8];
@@ -604,7 +619,8 @@ gr_status gr_st_write_entries(const char *path, const gr_st_entry *entries, int 
     for (size_t i = hlen; s == GR_OK && i < padded; i++) s = write_all(fd, " ", 1, tmp);
     free(hdr);
     void *scratch = NULL;
-    for (int i = 0; i < count && s == GR_OK; i++) {
+    for (int k = 0; k < count && s == GR_OK; k++) {
+        int i = order[k];
         const gr_st_entry *e = &entries[i];
         if (sizes[i] == 0) continue;
         if (e->data) {
@@ -619,6 +635,7 @@ gr_status gr_st_write_entries(const char *path, const gr_st_entry *entries, int 
     }
     free(scratch);
     free(sizes);
+    free(order);
     if (s == GR_OK && fsync(fd) != 0) s = gr_fail(GR_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
     if (close(fd) != 0 && s == GR_OK) s = gr_fail(GR_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
     if (s == GR_OK && rename(tmp, path) != 0)
