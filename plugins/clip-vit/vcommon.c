@@ -1,6 +1,8 @@
 /* Shared helpers of the vision-side plugins: config keys, parameters, attention. */
 #include "vcommon.h"
 
+#include "graft/rng.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -109,30 +111,16 @@ gr_status vc_sub(const vc_cfg *c, const char *key, vc_cfg *sub, char *scope_buf,
 
 /* ------------------------------------------------------------------------ random ---- */
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in (0, 1): 53 random bits, never 0 (Box-Muller takes its log). */
-static double unit(uint64_t *s) { return ((double)(splitmix64(s) >> 11) + 0.5) * 0x1.0p-53; }
-
 void vc_randn(uint64_t seed, const char *name, float *out, int64_t n, double std, int truncate)
 {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of the name, mixed with the seed */
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of the name: the stream id */
     for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
-    uint64_t s = h ^ (seed * 0x9e3779b97f4a7c15ull);
+    gr_rng rng;
+    gr_rng_seed_stream(&rng, seed, h);
     for (int64_t i = 0; i < n;) {
-        double r = sqrt(-2.0 * log(unit(&s))), a = 2.0 * M_PI * unit(&s);
-        double z[2] = {r * cos(a), r * sin(a)};
-        for (int j = 0; j < 2 && i < n; j++) {
-            double x = std * z[j];
-            if (truncate && (x < -2.0 || x > 2.0)) continue; /* resample, as trunc_normal_ */
-            out[i++] = (float)x;
-        }
+        double x = std * gr_rng_normal(&rng);
+        if (truncate && (x < -2.0 || x > 2.0)) continue; /* resample, as trunc_normal_ */
+        out[i++] = (float)x;
     }
 }
 
