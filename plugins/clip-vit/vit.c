@@ -45,7 +45,7 @@ struct gr_vision {
 };
 
 static gr_status vit_config(gr_vision *v, const gr_model_source *src, vc_cfg *c, double *init_std,
-                            double *init_factor, char *scope, size_t scap)
+                            double *init_factor, double *lin_std, char *scope, size_t scap)
 {
     vc_cfg root = {src->config, src->config_path, ""};
     const char *mt = NULL;
@@ -53,7 +53,12 @@ static gr_status vit_config(gr_vision *v, const gr_model_source *src, vc_cfg *c,
     if (st) return st;
     *c = root;
     /* A composite config (CLIPModel "clip", BLIP-2 "blip-2") holds the tower in vision_config. */
+    *lin_std = 0;
     if (mt && (strcmp(mt, "clip") == 0 || strcmp(mt, "blip-2") == 0)) {
+        /* Blip2PreTrainedModel inits Linear/Conv with the top-level initializer_range and
+         * only the embeddings with vision_config's. */
+        if (strcmp(mt, "blip-2") == 0 && (st = vc_pos_num(&root, "initializer_range", 0.02, lin_std)))
+            return st;
         if ((st = vc_sub(&root, "vision_config", c, scope, scap))) return st;
         if ((st = vc_str(c, "model_type", NULL, &mt))) return st;
         if (!mt && v->kind == VIT_BLIP2) mt = "blip_2_vision_model"; /* Blip2Config's default */
@@ -90,6 +95,7 @@ static gr_status vit_config(gr_vision *v, const gr_model_source *src, vc_cfg *c,
     if (v->patch > v->image)
         return vc_bad(c, "patch_size", "%lld is larger than image_size %lld",
                       (long long)v->patch, (long long)v->image);
+    if (*lin_std == 0) *lin_std = *init_std;
     v->eps = (float)eps;
     v->grid = v->image / v->patch; /* the conv floors: trailing pixels are never read */
     return GR_OK;
@@ -103,8 +109,8 @@ static gr_status vit_open(gr_ctx *ctx, const gr_model_source *src, vit_kind kind
     v->kind = kind;
     vc_cfg c;
     char scope[64];
-    double std, factor;
-    gr_status st = vit_config(v, src, &c, &std, &factor, scope, sizeof scope);
+    double std, factor, lin;
+    gr_status st = vit_config(v, src, &c, &std, &factor, &lin, scope, sizeof scope);
     if (st) { free(v); return st; }
 
     /* Names are "vision_model.*" (CLIPVisionModel, and every tower inside BLIP-2); a bare
@@ -132,7 +138,7 @@ static gr_status vit_open(gr_ctx *ctx, const gr_model_source *src, vit_kind kind
     } while (0)
 #define N(...) snprintf(name, sizeof name, __VA_ARGS__)
     /* HF init: CLIP scales by initializer_factor and width; BLIP-2 uses initializer_range. */
-    double emb_std = clip ? std * factor : std;
+    double emb_std = clip ? std * factor : lin; /* CLIP: patch + positions; BLIP-2: the conv */
     N("%sembeddings.class_embedding", base);
     if (clip) P(v->cls, 1, VC_NORMAL, pow((double)d, -0.5) * factor, d);
     else P(v->cls, 3, VC_TRUNC_NORMAL, std, 1, 1, d);
@@ -154,9 +160,9 @@ static gr_status vit_open(gr_ctx *ctx, const gr_model_source *src, vit_kind kind
         P(v->pos, 3, VC_TRUNC_NORMAL, std, 1, n, d);
     }
     double layers2 = 2.0 * (double)(v->layers ? v->layers : 1);
-    double in_std = clip ? pow((double)d, -0.5) * pow(layers2, -0.5) * factor : std;
-    double out_std = clip ? pow((double)d, -0.5) * factor : std;
-    double fc_std = clip ? pow(2.0 * (double)d, -0.5) * factor : std;
+    double in_std = clip ? pow((double)d, -0.5) * pow(layers2, -0.5) * factor : lin;
+    double out_std = clip ? pow((double)d, -0.5) * factor : lin;
+    double fc_std = clip ? pow(2.0 * (double)d, -0.5) * factor : lin;
     for (int64_t i = 0; i < v->layers && ok; i++) {
         vit_layer *L = &v->layer[i];
         char lp[160];
@@ -173,7 +179,7 @@ static gr_status vit_open(gr_ctx *ctx, const gr_model_source *src, vit_kind kind
             N("%sself_attn.out_proj.weight", lp); P(L->o_w, 2, VC_NORMAL, out_std, d, d);
             N("%sself_attn.out_proj.bias", lp);   P(L->o_b, 1, VC_ZEROS, 0, d);
         } else {
-            N("%sself_attn.qkv.weight", lp); P(L->qkv_w, 2, VC_NORMAL, std, 3 * d, d);
+            N("%sself_attn.qkv.weight", lp); P(L->qkv_w, 2, VC_NORMAL, lin, 3 * d, d);
             if (v->qkv_bias && ok) {
                 char qb[200], vb[200];
                 snprintf(qb, sizeof qb, "%sself_attn.q_bias", lp);
@@ -189,7 +195,7 @@ static gr_status vit_open(gr_ctx *ctx, const gr_model_source *src, vit_kind kind
                     P(L->qkv_b, 1, VC_ZEROS, 0, 3 * d);
                 }
             }
-            N("%sself_attn.projection.weight", lp); P(L->o_w, 2, VC_NORMAL, std, d, d);
+            N("%sself_attn.projection.weight", lp); P(L->o_w, 2, VC_NORMAL, lin, d, d);
             N("%sself_attn.projection.bias", lp);   P(L->o_b, 1, VC_ZEROS, 0, d);
         }
         N("%slayer_norm2.weight", lp); P(L->ln2_w, 1, VC_ONES, 0, d);
