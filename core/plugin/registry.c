@@ -8,6 +8,7 @@
 
 #include "graft/backend.h"
 #include "graft/model.h"
+#include "graft/strategy.h"
 #include "plugin/registry.h"
 
 #define MAX_PLUGINS 256
@@ -42,7 +43,7 @@ static size_t required_iface_size(gr_plugin_kind kind)
     case GR_PLUGIN_LANGUAGE_MODEL: return REQUIRED_THROUGH(gr_lm_iface, cache_free);
     case GR_PLUGIN_VISION_ENCODER: return REQUIRED_THROUGH(gr_vision_iface, forward);
     case GR_PLUGIN_PROJECTOR: return REQUIRED_THROUGH(gr_projector_iface, forward);
-    case GR_PLUGIN_STRATEGY: return sizeof(uint32_t) + sizeof(void *);
+    case GR_PLUGIN_STRATEGY: return REQUIRED_THROUGH(gr_strategy_iface, run);
     }
     return 0;
 }

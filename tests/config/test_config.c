@@ -28,8 +28,9 @@ static const gr_config_key keys[] = {
 
 static char *write_tmp(const char *text)
 {
+    static char paths[16][64];
     static int n;
-    char *path = malloc(64);
+    char *path = paths[n % 16];
     snprintf(path, 64, "/tmp/graft_test_config_%d_%d.cfg", (int)getpid(), n++);
     FILE *f = fopen(path, "w");
     fputs(text, f);
@@ -116,6 +117,11 @@ int main(void)
               !gr_config_is_set(cfg, "model.dir") && strcmp(gr_config_string(cfg, "model.dir"), "") == 0,
           "no file: defaults");
     gr_config_free(cfg);
+    for (int i = 0; i < 16; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "/tmp/graft_test_config_%d_%d.cfg", (int)getpid(), i);
+        unlink(p);
+    }
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }
