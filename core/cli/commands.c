@@ -10,6 +10,7 @@ extern const gr_command gr_cmd_backends;
 extern const gr_command gr_cmd_help;
 extern const gr_command gr_cmd_inspect;
 extern const gr_command gr_cmd_plugins;
+extern const gr_command gr_cmd_verify;
 extern const gr_command gr_cmd_version;
 
 const gr_command *const gr_commands[] = {
@@ -17,6 +18,7 @@ const gr_command *const gr_commands[] = {
     &gr_cmd_help,
     &gr_cmd_inspect,
     &gr_cmd_plugins,
+    &gr_cmd_verify,
     &gr_cmd_version,
     NULL,
 };
