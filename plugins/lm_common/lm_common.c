@@ -166,7 +166,15 @@ gr_tensor *lmc_param(lmc_loader *L, const char *name, int ndim, const int64_t *s
         if (!f) return fail(L, gr_fail(GR_ERR_NOMEM, "out of memory"));
         const gr_weight_info *info = gr_weights_find(L->src->weights, f);
         if (!info) {
-            gr_status s = gr_fail(GR_ERR_NOT_FOUND, "%s: checkpoint has no tensor '%s'", L->src->dir, f);
+            /* Name the file when the checkpoint is one file, else its directory (sharded). */
+            const char *where = L->src->dir;
+            int n = gr_weights_count(L->src->weights);
+            if (n > 0) {
+                where = gr_weights_at(L->src->weights, 0)->file;
+                for (int i = 1; i < n && where != L->src->dir; i++)
+                    if (gr_weights_at(L->src->weights, i)->file != where) where = L->src->dir;
+            }
+            gr_status s = gr_fail(GR_ERR_NOT_FOUND, "%s: missing tensor '%s'", where, f);
             free(f);
             return fail(L, s);
         }
