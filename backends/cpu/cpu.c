@@ -42,7 +42,7 @@ static void cpu_destroy(void *bctx)
 static gr_status cpu_describe(void *bctx, char *buf, size_t cap)
 {
     cpu_backend *b = bctx;
-    snprintf(buf, cap, "cpu: %d threads (%d-thread pool), OpenBLAS %s\n", b->threads, cpu_pool_threads(b->pool),
+    snprintf(buf, cap, "cpu: %d threads (%d-thread pool), %s\n", b->threads, cpu_pool_threads(b->pool),
              openblas_get_config());
     return GR_OK;
 }

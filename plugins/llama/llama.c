@@ -252,10 +252,7 @@ static gr_status llama_open(gr_ctx *ctx, const gr_model_source *src, gr_lm **out
     gr_status s = read_config(m, src);
     if (s == GR_OK) s = load(m, ctx, src);
     if (s == GR_OK) {
-        m->order = malloc((size_t)(m->layers ? m->layers : 1) * sizeof *m->order);
-        if (!m->order) s = gr_fail(GR_ERR_NOMEM, "out of memory");
-        for (int i = 0; s == GR_OK && i < m->layers; i++) m->order[i] = i;
-        m->norder = m->layers;
+        s = lmc_set_layers(&m->order, &m->norder, m->layers, NULL, 0, "llama");
     }
     if (s != GR_OK) { llama_close(m, ctx); return s; }
     *out = m;
@@ -282,24 +279,7 @@ static gr_tensor *llama_input_embeddings(gr_lm *m) { return m->embed; }
 
 static gr_status llama_set_layers(gr_lm *m, const int *layers, int count)
 {
-    if (!layers || count == 0) {
-        for (int i = 0; i < m->layers; i++) m->order[i] = i;
-        m->norder = m->layers;
-        return GR_OK;
-    }
-    int *o = malloc((size_t)count * sizeof *o);
-    if (!o) return gr_fail(GR_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < count; i++) {
-        if (layers[i] < 0 || layers[i] >= m->layers) {
-            free(o);
-            return gr_fail(GR_ERR_INVALID, "llama: set_layers: layer %d outside 0..%d", layers[i], m->layers - 1);
-        }
-        o[i] = layers[i];
-    }
-    free(m->order);
-    m->order = o;
-    m->norder = count;
-    return GR_OK;
+    return lmc_set_layers(&m->order, &m->norder, m->layers, layers, count, "llama");
 }
 
 static gr_tensor *decoder(gr_lm *m, gr_ctx *ctx, gr_tensor *x, int64_t B, int64_t T, const int32_t *pos,
@@ -379,6 +359,8 @@ static gr_status step_common(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c, gr_tensor *x
 {
     lmc_kv *kv = &c->kv;
     int64_t B = kv->B;
+    if (kv->layers != m->norder)
+        return gr_ctx_fail(ctx, GR_ERR_INVALID, "llama: set_layers changed the layers since generate_begin");
     if (lmc_kv_reserve(kv, new_mask, T)) return gr_ctx_fail(ctx, GR_ERR_NOMEM, "%s", gr_last_error());
     int64_t Tk = kv->T + T;
     int32_t *km = malloc((size_t)(B * Tk) * sizeof *km), *pos = malloc((size_t)(B * T) * sizeof *pos);

@@ -383,6 +383,26 @@ int32_t *lmc_full_labels(const gr_lm_inputs *in, int64_t P)
     return l;
 }
 
+gr_status lmc_set_layers(int **order, int *norder, int nlayers, const int *layers, int count, const char *family)
+{
+    int all = !layers || count == 0;
+    int n = all ? nlayers : count;
+    if (n < 0) return gr_fail(GR_ERR_INVALID, "%s: set_layers: %d layers", family, n);
+    int *o = malloc((size_t)n * sizeof *o + 1);
+    if (!o) return gr_fail(GR_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        o[i] = all ? i : layers[i];
+        if (o[i] < 0 || o[i] >= nlayers) {
+            free(o);
+            return gr_fail(GR_ERR_INVALID, "%s: set_layers: layer %d outside 0..%d", family, layers[i], nlayers - 1);
+        }
+    }
+    free(*order);
+    *order = o;
+    *norder = n;
+    return GR_OK;
+}
+
 /* ---------------------------------------------------------------- KV cache ---- */
 
 gr_status lmc_kv_init(lmc_kv *kv, int layers, int64_t B, int64_t width)

@@ -84,6 +84,10 @@ int64_t lmc_prefix_len(const gr_lm_inputs *in);
 gr_status lmc_check_inputs(gr_ctx *ctx, const gr_lm_inputs *in, int64_t E, int64_t vocab,
                            const char *family);
 
+/* set_layers: *order becomes `layers` (count entries, each in 0..nlayers-1), or 0..nlayers-1
+ * when layers is NULL / count 0. On error the order is unchanged. */
+gr_status lmc_set_layers(int **order, int *norder, int nlayers, const int *layers, int count, const char *family);
+
 /* ---------------------------------------------------------------- KV cache ---- */
 /* Keys and values on the host, [B, cap, width] per layer, plus the key mask; uploaded as
  * transient tensors each step (so a cache survives gr_ctx_reset between steps). */

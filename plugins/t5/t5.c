@@ -180,10 +180,7 @@ static gr_status t5_open(gr_ctx *ctx, const gr_model_source *src, gr_lm **out)
     gr_status s = read_config(m, src);
     if (s == GR_OK) s = load(m, ctx, src);
     if (s == GR_OK) {
-        m->order = malloc((size_t)(m->dec_layers ? m->dec_layers : 1) * sizeof *m->order);
-        if (!m->order) s = gr_fail(GR_ERR_NOMEM, "out of memory");
-        for (int i = 0; s == GR_OK && i < m->dec_layers; i++) m->order[i] = i;
-        m->norder = m->dec_layers;
+        s = lmc_set_layers(&m->order, &m->norder, m->dec_layers, NULL, 0, "t5");
     }
     if (s != GR_OK) { t5_close(m, ctx); return s; }
     *out = m;
@@ -212,24 +209,7 @@ static gr_tensor *t5_input_embeddings(gr_lm *m) { return m->shared; }
 
 static gr_status t5_set_layers(gr_lm *m, const int *layers, int count)
 {
-    if (!layers || count == 0) {
-        for (int i = 0; i < m->dec_layers; i++) m->order[i] = i;
-        m->norder = m->dec_layers;
-        return GR_OK;
-    }
-    int *o = malloc((size_t)count * sizeof *o);
-    if (!o) return gr_fail(GR_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < count; i++) {
-        if (layers[i] < 0 || layers[i] >= m->dec_layers) {
-            free(o);
-            return gr_fail(GR_ERR_INVALID, "t5: set_layers: decoder layer %d outside 0..%d", layers[i], m->dec_layers - 1);
-        }
-        o[i] = layers[i];
-    }
-    free(m->order);
-    m->order = o;
-    m->norder = count;
-    return GR_OK;
+    return lmc_set_layers(&m->order, &m->norder, m->dec_layers, layers, count, "t5");
 }
 
 /* ------------------------------------------------------------------ compute ---- */
@@ -413,6 +393,8 @@ static gr_status dec_step(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c, const int32_t *
     for (int64_t b = 0; b < B; b++)
         if (ids[b] < 0 || ids[b] >= m->vocab)
             return gr_ctx_fail(ctx, GR_ERR_INVALID, "t5: token id %d outside the vocabulary", ids[b]);
+    if (c->self.layers != m->norder)
+        return gr_ctx_fail(ctx, GR_ERR_INVALID, "t5: set_layers changed the layers since generate_begin");
     if (lmc_kv_reserve(&c->self, NULL, 1)) return gr_ctx_fail(ctx, GR_ERR_NOMEM, "%s", gr_last_error());
     int64_t S = c->cross.T;
     int32_t *em = malloc((size_t)(B * (S ? S : 1)) * sizeof *em);

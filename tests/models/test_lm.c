@@ -508,6 +508,11 @@ int main(int argc, char **argv)
     test_decode_causal("llama", "llama_rope_parameters_v5");
     test_decode_t5("t5_gated_gelu_untied");
     test_decode_t5("t5_v5_config_untied");
+    test_decode_causal("opt", "opt_postln_project");
+    test_decode_causal("llama", "llama_gqa4_linear_tied");
+    test_decode_t5("t5_v10_relu_tied");
+    test_prefix("opt", "opt_postln_project");
+    test_prefix("t5", "t5_v10_relu_tied");
     test_prefix("opt", "opt_prenorm");
     test_prefix("llama", "llama_gqa2_llama3rope");
     test_prefix("t5", "t5_gated_gelu_untied");
