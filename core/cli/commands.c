@@ -8,12 +8,14 @@
 
 extern const gr_command gr_cmd_backends;
 extern const gr_command gr_cmd_help;
+extern const gr_command gr_cmd_plot;
 extern const gr_command gr_cmd_plugins;
 extern const gr_command gr_cmd_version;
 
 const gr_command *const gr_commands[] = {
     &gr_cmd_backends,
     &gr_cmd_help,
+    &gr_cmd_plot,
     &gr_cmd_plugins,
     &gr_cmd_version,
     NULL,
