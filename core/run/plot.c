@@ -562,6 +562,17 @@ gr_status gr_plot_runs(const gr_plot_opts *o)
     if (o->x < 0 || o->x > GR_PLOT_X_BOTH) return gr_fail(GR_ERR_INVALID, "plot: bad x axis mode %d", (int)o->x);
     if ((o->width && (o->width < 100 || o->width > 16384)) || (o->height && (o->height < 100 || o->height > 16384)))
         return gr_fail(GR_ERR_INVALID, "%s: image size %dx%d out of range (100..16384)", o->out, o->width, o->height);
+    /* fail before the work when the PNG could not be written anyway */
+    char *dir = strdup(o->out);
+    if (!dir) return gr_fail(GR_ERR_NOMEM, "plot: out of memory");
+    char *slash = strrchr(dir, '/');
+    int dir_ok = !slash || slash == dir || (*slash = '\0', gr_is_dir(dir));
+    if (!dir_ok) {
+        gr_status st = gr_fail(GR_ERR_IO, "%s: no such directory: %s", o->out, dir);
+        free(dir);
+        return st;
+    }
+    free(dir);
     figure f = {.o = o};
     f.runs = calloc((size_t)o->run_count, sizeof *f.runs);
     f.labels = calloc((size_t)o->run_count, sizeof *f.labels);

@@ -103,6 +103,7 @@ static void test_bar(void)
     /* narrower terminals: the stage, then the bar and lr go before the line is cut */
     cap_open(&c);
     o.width = 115;
+    o.out = c.f;
     p = gr_progress_new(&o);
     step_at(p, rec(7, 1.5), 1);
     step_at(p, rec(8, 1.5), 2);
@@ -114,6 +115,7 @@ static void test_bar(void)
     free(c.buf);
     cap_open(&c);
     o.width = 60;
+    o.out = c.f;
     p = gr_progress_new(&o);
     step_at(p, rec(7, 1.5), 1);
     gr_progress_end_at(p, 2);
