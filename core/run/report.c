@@ -143,11 +143,6 @@ gr_status gr_report_get_string(const gr_report *r, const char *path, const char 
 
 /* ---- filling from a log --------------------------------------------------------------------- */
 
-static int lower_is_better(const char *metric)
-{
-    return strstr(metric, "loss") || strstr(metric, "ppl") || strstr(metric, "perplexity");
-}
-
 static json_t *point(const gr_series *s, size_t i)
 {
     json_t *o = json_object();
@@ -179,7 +174,7 @@ gr_status gr_report_fill_from_log(gr_report *r, const gr_run_data *d)
         json_t *fs = child(final, s->split), *bs = child(best, s->split);
         if (!fs || !bs) return gr_fail(GR_ERR_NOMEM, "report: out of memory");
         size_t b = SIZE_MAX;
-        int lower = lower_is_better(s->metric);
+        int lower = gr_metric_lower_is_better(s->metric);
         for (size_t k = 0; k < s->count; k++) {
             double v = s->value[k];
             if (isnan(v)) continue;

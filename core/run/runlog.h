@@ -145,6 +145,12 @@ void gr_run_data_free(gr_run_data *d);
 /* The series of `metric` on `split` (NULL split: the first split that has it), or NULL. */
 const gr_series *gr_run_data_series(const gr_run_data *d, const char *split, const char *metric);
 
+/* 1 for metrics where lower is better (name contains "loss", "ppl" or "perplexity"). */
+int gr_metric_lower_is_better(const char *metric);
+/* Index of the first point of `s` that reaches `target` (>= it, or <= it for a lower-is-better
+ * metric), or -1: what a speed-up is measured with (FLOPs or epochs to reach a score). */
+long gr_series_first_reaching(const gr_series *s, double target);
+
 /* ---- report.json ------------------------------------------------------------------------- */
 
 /* A JSON object addressed by dotted paths ("totals.flops", "best.CIDEr.epoch"); intermediate

@@ -282,3 +282,16 @@ const gr_series *gr_run_data_series(const gr_run_data *d, const char *split, con
             return &d->series[i];
     return NULL;
 }
+
+int gr_metric_lower_is_better(const char *metric)
+{
+    return strstr(metric, "loss") || strstr(metric, "ppl") || strstr(metric, "perplexity");
+}
+
+long gr_series_first_reaching(const gr_series *s, double target)
+{
+    int lower = gr_metric_lower_is_better(s->metric);
+    for (size_t i = 0; i < s->count; i++)
+        if (lower ? s->value[i] <= target : s->value[i] >= target) return (long)i;
+    return -1;
+}
