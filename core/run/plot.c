@@ -254,7 +254,7 @@ static void draw_panel(figure *f, const quantity *q, int flops, double x0, doubl
         ax.lo /= pow(10, pad);
         ax.hi *= pow(10, pad);
     } else {
-        if (ax.lo >= 0 && ax.lo <= 0.25 * ax.hi) ax.lo = 0; /* epochs read best from zero */
+        if (ax.lo >= 0) ax.lo = 0; /* epochs read best from zero, and runs compare on one origin */
         if (ax.hi - ax.lo < 1e-12) { ax.lo -= 0.5; ax.hi += 0.5; }
         ax.hi += (ax.hi - ax.lo) * 0.02;
     }
