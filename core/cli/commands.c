@@ -7,10 +7,12 @@
 #include "graft/status.h"
 
 extern const gr_command gr_cmd_help;
+extern const gr_command gr_cmd_score;
 extern const gr_command gr_cmd_version;
 
 const gr_command *const gr_commands[] = {
     &gr_cmd_help,
+    &gr_cmd_score,
     &gr_cmd_version,
     NULL,
 };
