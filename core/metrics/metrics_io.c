@@ -23,6 +23,7 @@ static gr_status load_json(const char *path, json_t **out)
 {
     char *data;
     size_t len;
+    if (gr_is_dir(path)) return gr_fail(GR_ERR_IO, "%s: is a directory, not a JSON file", path);
     gr_status st = gr_read_file(path, &data, &len);
     if (st != GR_OK) return st;
     size_t i = 0;
