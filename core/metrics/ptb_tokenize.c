@@ -439,7 +439,7 @@ static int is_dropped(const char *w)
 /* Adds one token (already normalised) to the current line: lower-case, drop, append. */
 static int add_token(buf *line, const char *tok, size_t n)
 {
-    char *low = gr_u_lower(tok, n);
+    char *low = gr_u_lower(tok, n, 1);
     if (!low) return -1;
     if (!is_dropped(low)) {
         if (line->n) buf_put(line, " ", 1);

@@ -88,7 +88,24 @@ static int final_sigma(const uint32_t *cps, size_t n, size_t at)
     return 1;
 }
 
-char *gr_u_lower(const char *s, size_t len)
+/* Java's rule (ConditionalSpecialCasing, bounded by word breaks): a cased letter before it in the same
+ * word and none after it in the same word. Word characters here: letters, digits, marks, case-ignorables. */
+static int is_word_char(uint32_t cp)
+{
+    return is_cased(cp) || is_case_ignorable(cp) || gr_u_is_digit(cp) || cp == 0x5F || cp == 0x203F || cp == 0x2040 || cp > 0x2E80;
+}
+static int final_sigma_java(const uint32_t *cps, size_t n, size_t at)
+{
+    int before = 0;
+    for (size_t k = at; k-- > 0 && is_word_char(cps[k]);)
+        if (is_cased(cps[k])) { before = 1; break; }
+    if (!before) return 0;
+    for (size_t k = at + 1; k < n && is_word_char(cps[k]); k++)
+        if (is_cased(cps[k])) return 0;
+    return 1;
+}
+
+char *gr_u_lower(const char *s, size_t len, int java)
 {
     uint32_t *cps = malloc((len + 1) * sizeof *cps);
     char *out = malloc(len * 3 + 1); /* worst case: an invalid byte becomes U+FFFD (3 bytes) */
@@ -99,7 +116,11 @@ char *gr_u_lower(const char *s, size_t len)
     for (size_t k = 0; k < n; k++) {
         uint32_t cp = cps[k];
         if (cp == 0x130) { o += gr_u_encode('i', out + o); o += gr_u_encode(0x307, out + o); continue; }
-        if (cp == 0x3A3) { o += gr_u_encode(final_sigma(cps, n, k) ? 0x3C2 : 0x3C3, out + o); continue; }
+        if (cp == 0x3A3) {
+            int fin = java ? final_sigma_java(cps, n, k) : final_sigma(cps, n, k);
+            o += gr_u_encode(fin ? 0x3C2 : 0x3C3, out + o);
+            continue;
+        }
         o += gr_u_encode(simple_lower(cp), out + o);
     }
     out[o] = '\0';

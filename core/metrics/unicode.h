@@ -20,8 +20,11 @@ size_t gr_u_encode(uint32_t cp, char *out);
 
 int gr_u_is_space(uint32_t cp);  /* Python str.isspace() */
 int gr_u_is_digit(uint32_t cp);  /* Unicode Nd (Python re's \d on str) */
-/* Full lower-casing as Python's str.lower() and Java's toLowerCase(Locale.ENGLISH): simple mappings,
- * U+0130 -> "i\u0307", and final sigma. Returns a malloc'd NUL-terminated string, NULL when out of memory. */
-char *gr_u_lower(const char *s, size_t len);
+/* Full lower-casing as Python's str.lower() (java = 0) or Java's toLowerCase(Locale.ENGLISH) (java = 1):
+ * simple mappings, U+0130 -> "i\u0307", and a final sigma. The two differ only in when a capital sigma
+ * is final: Python applies Unicode's Final_Sigma (case-ignorable characters skipped); Java looks for
+ * cased letters anywhere within the same word (letters, digits, marks). Returns a malloc'd
+ * NUL-terminated string, NULL when out of memory. */
+char *gr_u_lower(const char *s, size_t len, int java);
 
 #endif

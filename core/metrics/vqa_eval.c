@@ -110,7 +110,7 @@ char *gr_vqa_process_punctuation(const char *in)
 
 char *gr_vqa_process_digit_article(const char *in)
 {
-    char *low = gr_u_lower(in, strlen(in));
+    char *low = gr_u_lower(in, strlen(in), 0);
     if (!low) return NULL;
     size_t len = strlen(low);
     char *out = malloc(len * 2 + 16); /* a contraction adds at most a few bytes per word */
