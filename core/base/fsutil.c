@@ -10,6 +10,9 @@
 
 gr_status gr_read_file(const char *path, char **data, size_t *len)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return gr_fail(GR_ERR_IO, "%s: not a regular file", path);
     FILE *f = fopen(path, "rb");
     if (!f) return gr_fail(GR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return gr_fail(GR_ERR_IO, "%s: cannot seek", path); }

@@ -1,0 +1,552 @@
+/* Shared pieces of the language-model plugins; see lm_common.h. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lm_common.h"
+
+/* ---------------------------------------------------------------- config ---- */
+
+static const json_t *get(const lmc_cfg *c, const char *key)
+{
+    const json_t *v = json_object_get(c->obj, key);
+    return (v && !json_is_null(v)) ? v : NULL;
+}
+
+int lmc_has(const lmc_cfg *c, const char *key) { return get(c, key) != NULL; }
+
+gr_status lmc_int(const lmc_cfg *c, const char *key, int64_t def, int required, int64_t *out)
+{
+    const json_t *v = get(c, key);
+    if (!v) {
+        if (required) return gr_fail(GR_ERR_INVALID, "%s: missing key '%s'", c->path, key);
+        *out = def;
+        return GR_OK;
+    }
+    /* HF configs sometimes write integral floats (e.g. 4096.0). */
+    if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) && fabs(json_real_value(v)) < 9e15) {
+        *out = (int64_t)json_real_value(v);
+        return GR_OK;
+    }
+    if (!json_is_integer(v)) return gr_fail(GR_ERR_INVALID, "%s: key '%s' must be an integer", c->path, key);
+    *out = json_integer_value(v);
+    return GR_OK;
+}
+
+gr_status lmc_num(const lmc_cfg *c, const char *key, double def, double *out)
+{
+    const json_t *v = get(c, key);
+    if (!v) { *out = def; return GR_OK; }
+    if (!json_is_number(v)) return gr_fail(GR_ERR_INVALID, "%s: key '%s' must be a number", c->path, key);
+    *out = json_number_value(v);
+    return GR_OK;
+}
+
+gr_status lmc_bool(const lmc_cfg *c, const char *key, int def, int *out)
+{
+    const json_t *v = get(c, key);
+    if (!v) { *out = def; return GR_OK; }
+    if (!json_is_boolean(v)) return gr_fail(GR_ERR_INVALID, "%s: key '%s' must be true or false", c->path, key);
+    *out = json_is_true(v);
+    return GR_OK;
+}
+
+gr_status lmc_str(const lmc_cfg *c, const char *key, const char *def, const char **out)
+{
+    const json_t *v = get(c, key);
+    if (!v) { *out = def; return GR_OK; }
+    if (!json_is_string(v)) return gr_fail(GR_ERR_INVALID, "%s: key '%s' must be a string", c->path, key);
+    *out = json_string_value(v);
+    return GR_OK;
+}
+
+gr_status lmc_token(const lmc_cfg *c, const char *key, int32_t def, int32_t *out)
+{
+    const json_t *v = get(c, key);
+    if (v && json_is_array(v)) v = json_array_size(v) ? json_array_get(v, 0) : NULL;
+    if (!v) { *out = def; return GR_OK; }
+    if (!json_is_integer(v)) return gr_fail(GR_ERR_INVALID, "%s: key '%s' must be a token id", c->path, key);
+    *out = (int32_t)json_integer_value(v);
+    return GR_OK;
+}
+
+gr_status lmc_act(const lmc_cfg *c, const char *key, const char *name, gr_unary_op *out)
+{
+    static const struct { const char *name; gr_unary_op op; } t[] = {
+        {"relu", GR_ACT_RELU},           {"gelu", GR_ACT_GELU_ERF},       {"gelu_new", GR_ACT_GELU_TANH},
+        {"gelu_pytorch_tanh", GR_ACT_GELU_TANH}, {"quick_gelu", GR_ACT_QUICK_GELU},
+        {"silu", GR_ACT_SILU},           {"swish", GR_ACT_SILU},          {"sigmoid", GR_ACT_SIGMOID},
+        {"tanh", GR_ACT_TANH},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (strcmp(name, t[i].name) == 0) { *out = t[i].op; return GR_OK; }
+    return gr_fail(GR_ERR_UNSUPPORTED, "%s: key '%s': activation '%s' is not supported", c->path, key, name);
+}
+
+gr_status lmc_positive(const lmc_cfg *c, const char *key, int64_t v)
+{
+    if (v <= 0) return gr_fail(GR_ERR_INVALID, "%s: key '%s' must be positive (is %lld)", c->path, key, (long long)v);
+    return GR_OK;
+}
+
+/* ---------------------------------------------------------------- params ---- */
+
+void lmc_loader_init(lmc_loader *L, gr_ctx *ctx, const gr_model_source *src, const char *prefix)
+{
+    memset(L, 0, sizeof *L);
+    L->ctx = ctx;
+    L->src = src;
+    L->prefix = prefix ? prefix : "";
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *s) { return ((double)(splitmix(s) >> 11) + 0.5) * 0x1.0p-53; }
+
+static char *full_name(const lmc_loader *L, const char *name)
+{
+    size_t n = strlen(L->prefix) + strlen(name) + 1;
+    char *f = malloc(n);
+    if (f) snprintf(f, n, "%s%s", L->prefix, name);
+    return f;
+}
+
+int lmc_stored(const lmc_loader *L, const char *name)
+{
+    if (!L->src->weights) return 0;
+    char *f = full_name(L, name);
+    int found = f && gr_weights_find(L->src->weights, f) != NULL;
+    free(f);
+    return found;
+}
+
+static gr_status push(lmc_loader *L, gr_tensor *t)
+{
+    if (L->count == L->cap) {
+        int cap = L->cap ? 2 * L->cap : 64;
+        gr_tensor **p = realloc(L->items, (size_t)cap * sizeof *p);
+        if (!p) return gr_fail(GR_ERR_NOMEM, "out of memory");
+        L->items = p;
+        L->cap = cap;
+    }
+    L->items[L->count++] = t;
+    return GR_OK;
+}
+
+static gr_tensor *fail(lmc_loader *L, gr_status s)
+{
+    L->status = s;
+    gr_ctx_fail(L->ctx, s, "%s", gr_last_error());
+    return NULL;
+}
+
+static void shape_text(const int64_t *shape, int ndim, char *buf, size_t cap)
+{
+    size_t used = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (used < cap) snprintf(buf + used, cap - used, "]");
+}
+
+gr_tensor *lmc_param(lmc_loader *L, const char *name, int ndim, const int64_t *shape, lmc_init init,
+                     double std, int64_t padding_row)
+{
+    if (L->status != GR_OK) return NULL;
+    gr_tensor *t = NULL;
+    if (L->src->weights) {
+        char *f = full_name(L, name);
+        if (!f) return fail(L, gr_fail(GR_ERR_NOMEM, "out of memory"));
+        const gr_weight_info *info = gr_weights_find(L->src->weights, f);
+        if (!info) {
+            /* Name the file when the checkpoint is one file, else its directory (sharded). */
+            const char *where = L->src->dir;
+            int n = gr_weights_count(L->src->weights);
+            if (n > 0) {
+                where = gr_weights_at(L->src->weights, 0)->file;
+                for (int i = 1; i < n && where != L->src->dir; i++)
+                    if (gr_weights_at(L->src->weights, i)->file != where) where = L->src->dir;
+            }
+            gr_status s = gr_fail(GR_ERR_NOT_FOUND, "%s: missing tensor '%s'", where, f);
+            free(f);
+            return fail(L, s);
+        }
+        int same = info->ndim == ndim;
+        for (int i = 0; same && i < ndim; i++) same = info->shape[i] == shape[i];
+        if (!same) {
+            char want[160], got[160];
+            shape_text(shape, ndim, want, sizeof want);
+            shape_text(info->shape, info->ndim, got, sizeof got);
+            gr_status s = gr_fail(GR_ERR_SHAPE, "%s: tensor '%s' has shape %s, but %s implies %s",
+                                  info->file, f, got, L->src->config_path, want);
+            free(f);
+            return fail(L, s);
+        }
+        if (info->dtype != GR_F32 && info->dtype != GR_F16 && info->dtype != GR_BF16) {
+            gr_status s = gr_fail(GR_ERR_UNSUPPORTED, "%s: tensor '%s' is stored as %s; F32, F16 or BF16 expected",
+                                  info->file, f, info->dtype < GR_DTYPE_COUNT ? gr_dtype_name(info->dtype) : "an unsupported dtype");
+            free(f);
+            return fail(L, s);
+        }
+        free(f);
+        if ((uintptr_t)info->data % gr_dtype_size(info->dtype) == 0) {
+            t = gr_param_from_host(L->ctx, name, info->dtype, ndim, shape, info->data);
+        } else {
+            /* The mapping is misaligned for this dtype: upload a copy instead of aliasing it. */
+            t = gr_param_new(L->ctx, name, info->dtype, ndim, shape);
+            if (t && gr_upload(L->ctx, t, info->data) != GR_OK) t = NULL;
+        }
+        if (!t) return fail(L, gr_ctx_status(L->ctx) ? gr_ctx_status(L->ctx) : GR_ERR_BACKEND);
+    } else {
+        int64_t n = 1;
+        for (int i = 0; i < ndim; i++) n *= shape[i];
+        float *h = malloc((size_t)(n + 1) * sizeof *h);
+        if (!h) return fail(L, gr_fail(GR_ERR_NOMEM, "%s: out of memory", name));
+        /* Seeded per name, so one parameter's values do not depend on which others exist. */
+        uint64_t s = L->src->seed ^ 0x6a09e667f3bcc908ULL;
+        for (const char *p = name; *p; p++) s = (s ^ (uint8_t)*p) * 0x100000001b3ULL;
+        for (int64_t i = 0; i < n; i++) {
+            if (init == LMC_ONES) h[i] = 1.0f;
+            else if (init == LMC_ZEROS) h[i] = 0.0f;
+            else {
+                double u1 = uniform01(&s), u2 = uniform01(&s);
+                h[i] = (float)(std * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+            }
+        }
+        if (padding_row >= 0 && ndim == 2 && padding_row < shape[0])
+            memset(h + padding_row * shape[1], 0, (size_t)shape[1] * sizeof *h);
+        t = gr_param_new(L->ctx, name, GR_F32, ndim, shape);
+        gr_status st = t ? gr_upload(L->ctx, t, h) : GR_ERR_NOMEM;
+        free(h);
+        if (st != GR_OK) return fail(L, gr_ctx_status(L->ctx) ? gr_ctx_status(L->ctx) : st);
+    }
+    gr_status s = push(L, t);
+    if (s != GR_OK) { gr_tensor_free(L->ctx, t); return fail(L, s); }
+    return t;
+}
+
+gr_tensor *lmc_paramf(lmc_loader *L, int ndim, const int64_t *shape, lmc_init init, double std,
+                      const char *fmt, ...)
+{
+    char name[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return lmc_param(L, name, ndim, shape, init, std, -1);
+}
+
+void lmc_loader_free_all(lmc_loader *L)
+{
+    for (int i = 0; i < L->count; i++) gr_tensor_free(L->ctx, L->items[i]);
+    free(L->items);
+    L->items = NULL;
+    L->count = L->cap = 0;
+}
+
+/* ---------------------------------------------------------------- compute ---- */
+
+gr_tensor *lmc_heads(gr_ctx *ctx, gr_tensor *x, int64_t B, int64_t T, int64_t H, int64_t D)
+{
+    int64_t shape[4] = {B, T, H, D};
+    return gr_reshape(ctx, x, 4, shape);
+}
+
+gr_tensor *lmc_attention(gr_ctx *ctx, gr_tensor *q, gr_tensor *k, gr_tensor *v, float scale,
+                         int scale_q, gr_tensor *add_mask, gr_tensor *bias)
+{
+    if (!q || !k || !v) return NULL;
+    static const int bhtd[4] = {0, 2, 1, 3};
+    int64_t B = q->shape[0], Tq = q->shape[1], H = q->shape[2], D = q->shape[3];
+    int64_t Hkv = k->shape[2];
+    if (scale_q && scale != 1.0f) q = gr_scale(ctx, q, scale);
+    gr_tensor *qh = gr_permute(ctx, q, bhtd);
+    gr_tensor *kh = gr_permute(ctx, k, bhtd);
+    gr_tensor *vh = gr_permute(ctx, v, bhtd);
+    if (Hkv != H) {
+        kh = gr_repeat_interleave(ctx, kh, 1, (int)(H / Hkv));
+        vh = gr_repeat_interleave(ctx, vh, 1, (int)(H / Hkv));
+    }
+    gr_tensor *s = gr_matmul(ctx, qh, kh, 0, 1); /* [B, H, Tq, Tk] */
+    if (!scale_q && scale != 1.0f) s = gr_scale(ctx, s, scale);
+    if (bias) s = gr_add(ctx, s, bias);
+    if (add_mask) s = gr_add(ctx, s, add_mask);
+    gr_tensor *p = gr_softmax(ctx, s);
+    gr_tensor *o = gr_matmul(ctx, p, vh, 0, 0);  /* [B, H, Tq, D] */
+    o = gr_permute(ctx, o, bhtd);                 /* [B, Tq, H, D] */
+    int64_t shape[3] = {B, Tq, H * D};
+    return gr_reshape(ctx, o, 3, shape);
+}
+
+static gr_tensor *ce(gr_ctx *ctx, gr_tensor *logits, int32_t *lab, int64_t B, int64_t T)
+{
+    int64_t shape[2] = {B, T};
+    gr_tensor *labels = gr_from_host(ctx, GR_I32, 2, shape, lab);
+    free(lab);
+    return gr_cross_entropy(ctx, logits, labels, LMC_IGNORE);
+}
+
+gr_tensor *lmc_causal_loss(gr_ctx *ctx, gr_tensor *logits, const int32_t *labels, int64_t B, int64_t T)
+{
+    if (!logits) return NULL;
+    int32_t *lab = malloc((size_t)(B * T) * sizeof *lab);
+    if (!lab) { gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory"); return NULL; }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++)
+            lab[b * T + t] = t + 1 < T ? labels[b * T + t + 1] : LMC_IGNORE;
+    return ce(ctx, logits, lab, B, T);
+}
+
+gr_tensor *lmc_seq2seq_loss(gr_ctx *ctx, gr_tensor *logits, const int32_t *labels, int64_t B, int64_t T)
+{
+    if (!logits) return NULL;
+    int32_t *lab = malloc((size_t)(B * T) * sizeof *lab);
+    if (!lab) { gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory"); return NULL; }
+    memcpy(lab, labels, (size_t)(B * T) * sizeof *lab);
+    return ce(ctx, logits, lab, B, T);
+}
+
+int64_t lmc_prefix_len(const gr_lm_inputs *in) { return in->prefix ? in->prefix->shape[1] : 0; }
+
+gr_status lmc_check_inputs(gr_ctx *ctx, const gr_lm_inputs *in, int64_t E, int64_t vocab, const char *family)
+{
+    if (in->batch <= 0 || in->seq < 0)
+        return gr_ctx_fail(ctx, GR_ERR_INVALID, "%s: batch %lld / seq %lld out of range", family,
+                           (long long)in->batch, (long long)in->seq);
+    if (!in->ids && !in->inputs_embeds && in->seq > 0)
+        return gr_ctx_fail(ctx, GR_ERR_INVALID, "%s: neither ids nor inputs_embeds given", family);
+    if (in->inputs_embeds) {
+        const gr_tensor *x = in->inputs_embeds;
+        if (x->ndim != 3 || x->shape[0] != in->batch || x->shape[1] != in->seq || x->shape[2] != E)
+            return gr_ctx_fail(ctx, GR_ERR_SHAPE, "%s: inputs_embeds must be [%lld, %lld, %lld]", family,
+                               (long long)in->batch, (long long)in->seq, (long long)E);
+    } else {
+        for (int64_t i = 0; i < in->batch * in->seq; i++)
+            if (in->ids[i] < 0 || in->ids[i] >= vocab)
+                return gr_ctx_fail(ctx, GR_ERR_INVALID, "%s: token id %d at position %lld is outside the vocabulary (%lld)",
+                                   family, in->ids[i], (long long)i, (long long)vocab);
+    }
+    if (in->prefix) {
+        const gr_tensor *x = in->prefix;
+        if (x->ndim != 3 || x->shape[0] != in->batch || x->shape[2] != E)
+            return gr_ctx_fail(ctx, GR_ERR_SHAPE, "%s: prefix must be [%lld, P, %lld]", family,
+                               (long long)in->batch, (long long)E);
+    }
+    return GR_OK;
+}
+
+gr_tensor *lmc_input_embeds(gr_ctx *ctx, const gr_lm_inputs *in, gr_tensor *table, int64_t E,
+                            int32_t padding_idx, int64_t *ntok)
+{
+    gr_tensor *x = in->inputs_embeds;
+    if (!x && in->seq > 0) {
+        int64_t shape[2] = {in->batch, in->seq};
+        gr_tensor *ids = gr_from_host(ctx, GR_I32, 2, shape, in->ids);
+        x = gr_embedding(ctx, table, ids, padding_idx);
+    }
+    if (x && x->dtype != GR_F32) x = gr_convert(ctx, x, GR_F32);
+    gr_tensor *p = in->prefix;
+    if (p && p->dtype != GR_F32) p = gr_convert(ctx, p, GR_F32);
+    *ntok = lmc_prefix_len(in) + in->seq;
+    (void)E;
+    if (p && x) return gr_concat(ctx, p, x, 1);
+    return p ? p : x;
+}
+
+int32_t *lmc_full_mask(const gr_lm_inputs *in, int64_t P)
+{
+    int64_t T = P + in->seq;
+    int32_t *m = malloc((size_t)(in->batch * T + 1) * sizeof *m);
+    if (!m) return NULL;
+    for (int64_t b = 0; b < in->batch; b++)
+        for (int64_t t = 0; t < T; t++)
+            m[b * T + t] = t < P ? 1 : (in->mask ? (in->mask[b * in->seq + t - P] != 0) : 1);
+    return m;
+}
+
+int32_t *lmc_full_labels(const gr_lm_inputs *in, int64_t P)
+{
+    if (!in->labels) return NULL;
+    int64_t T = P + in->seq;
+    int32_t *l = malloc((size_t)(in->batch * T + 1) * sizeof *l);
+    if (!l) return NULL;
+    for (int64_t b = 0; b < in->batch; b++)
+        for (int64_t t = 0; t < T; t++)
+            l[b * T + t] = t < P ? LMC_IGNORE : in->labels[b * in->seq + t - P];
+    return l;
+}
+
+gr_status lmc_set_layers(int **order, int *norder, int nlayers, const int *layers, int count, const char *family)
+{
+    int all = !layers || count == 0;
+    int n = all ? nlayers : count;
+    if (n < 0) return gr_fail(GR_ERR_INVALID, "%s: set_layers: %d layers", family, n);
+    int *o = malloc((size_t)n * sizeof *o + 1);
+    if (!o) return gr_fail(GR_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        o[i] = all ? i : layers[i];
+        if (o[i] < 0 || o[i] >= nlayers) {
+            free(o);
+            return gr_fail(GR_ERR_INVALID, "%s: set_layers: layer %d outside 0..%d", family, layers[i], nlayers - 1);
+        }
+    }
+    free(*order);
+    *order = o;
+    *norder = n;
+    return GR_OK;
+}
+
+/* ---------------------------------------------------------------- KV cache ---- */
+
+gr_status lmc_kv_init(lmc_kv *kv, int layers, int64_t B, int64_t width)
+{
+    memset(kv, 0, sizeof *kv);
+    kv->layers = layers;
+    kv->B = B;
+    kv->width = width;
+    kv->k = calloc((size_t)layers ? (size_t)layers : 1, sizeof *kv->k);
+    kv->v = calloc((size_t)layers ? (size_t)layers : 1, sizeof *kv->v);
+    kv->pos = calloc((size_t)B, sizeof *kv->pos);
+    if (!kv->k || !kv->v || !kv->pos) return gr_fail(GR_ERR_NOMEM, "KV cache: out of memory");
+    return GR_OK;
+}
+
+void lmc_kv_free(lmc_kv *kv)
+{
+    for (int l = 0; l < kv->layers; l++) {
+        if (kv->k) free(kv->k[l]);
+        if (kv->v) free(kv->v[l]);
+    }
+    free(kv->k);
+    free(kv->v);
+    free(kv->mask);
+    free(kv->pos);
+    memset(kv, 0, sizeof *kv);
+}
+
+/* Regrows every per-position array to hold `need` positions. */
+static gr_status grow(lmc_kv *kv, int64_t need)
+{
+    if (need <= kv->cap) return GR_OK;
+    int64_t cap = kv->cap ? kv->cap : 16;
+    while (cap < need) cap *= 2;
+    int32_t *m = calloc((size_t)(kv->B * cap), sizeof *m);
+    if (!m) return gr_fail(GR_ERR_NOMEM, "KV cache: out of memory");
+    for (int64_t b = 0; b < kv->B; b++)
+        if (kv->mask) memcpy(m + b * cap, kv->mask + b * kv->cap, (size_t)kv->T * sizeof *m);
+    free(kv->mask);
+    kv->mask = m;
+    for (int l = 0; l < kv->layers; l++) {
+        float **arrs[2] = {&kv->k[l], &kv->v[l]};
+        for (int a = 0; a < 2; a++) {
+            float *n = malloc((size_t)(kv->B * cap * kv->width) * sizeof *n);
+            if (!n) return gr_fail(GR_ERR_NOMEM, "KV cache: out of memory");
+            if (*arrs[a])
+                for (int64_t b = 0; b < kv->B; b++)
+                    memcpy(n + b * cap * kv->width, *arrs[a] + b * kv->cap * kv->width,
+                           (size_t)(kv->T * kv->width) * sizeof *n);
+            free(*arrs[a]);
+            *arrs[a] = n;
+        }
+    }
+    kv->cap = cap;
+    return GR_OK;
+}
+
+gr_status lmc_kv_reserve(lmc_kv *kv, const int32_t *mask, int64_t Tn)
+{
+    gr_status s = grow(kv, kv->T + Tn);
+    if (s != GR_OK) return s;
+    for (int64_t b = 0; b < kv->B; b++)
+        for (int64_t t = 0; t < Tn; t++)
+            kv->mask[b * kv->cap + kv->T + t] = mask ? (mask[b * Tn + t] != 0) : 1;
+    return GR_OK;
+}
+
+gr_status lmc_kv_store(gr_ctx *ctx, lmc_kv *kv, int layer, gr_tensor *k, gr_tensor *v, int64_t Tn)
+{
+    size_t n = (size_t)(kv->B * Tn * kv->width);
+    float *tmp = malloc((n ? n : 1) * sizeof *tmp);
+    if (!tmp) return gr_ctx_fail(ctx, GR_ERR_NOMEM, "KV cache: out of memory");
+    gr_tensor *src[2] = {k, v};
+    float *dst[2] = {kv->k[layer], kv->v[layer]};
+    for (int a = 0; a < 2; a++) {
+        gr_status s = gr_to_host_f32(ctx, src[a], tmp);
+        if (s != GR_OK) { free(tmp); return s; }
+        for (int64_t b = 0; b < kv->B; b++)
+            memcpy(dst[a] + (b * kv->cap + kv->T) * kv->width, tmp + b * Tn * kv->width,
+                   (size_t)(Tn * kv->width) * sizeof *tmp);
+    }
+    free(tmp);
+    return GR_OK;
+}
+
+void lmc_kv_commit(lmc_kv *kv, int64_t Tn)
+{
+    for (int64_t b = 0; b < kv->B; b++)
+        for (int64_t t = 0; t < Tn; t++) kv->pos[b] += kv->mask[b * kv->cap + kv->T + t] != 0;
+    kv->T += Tn;
+}
+
+gr_status lmc_kv_load(gr_ctx *ctx, lmc_kv *kv, int layer, gr_tensor **k, gr_tensor **v)
+{
+    *k = *v = NULL;
+    if (kv->T == 0) return GR_OK;
+    size_t n = (size_t)(kv->B * kv->T * kv->width);
+    float *tmp = malloc(n * sizeof *tmp);
+    if (!tmp) return gr_ctx_fail(ctx, GR_ERR_NOMEM, "KV cache: out of memory");
+    int64_t shape[3] = {kv->B, kv->T, kv->width};
+    float *srcs[2] = {kv->k[layer], kv->v[layer]};
+    gr_tensor **outs[2] = {k, v};
+    for (int a = 0; a < 2; a++) {
+        for (int64_t b = 0; b < kv->B; b++)
+            memcpy(tmp + b * kv->T * kv->width, srcs[a] + b * kv->cap * kv->width,
+                   (size_t)(kv->T * kv->width) * sizeof *tmp);
+        *outs[a] = gr_from_host(ctx, GR_F32, 3, shape, tmp);
+    }
+    free(tmp);
+    return gr_ctx_status(ctx);
+}
+
+gr_status lmc_kv_reorder(lmc_kv *kv, const int32_t *rows, int64_t count)
+{
+    if (count <= 0 || count > (int64_t)1 << 30)
+        return gr_fail(GR_ERR_INVALID, "cache_reorder: %lld rows", (long long)count);
+    for (int64_t i = 0; i < count; i++)
+        if (rows[i] < 0 || rows[i] >= kv->B)
+            return gr_fail(GR_ERR_INVALID, "cache_reorder: row %d outside the batch of %lld", rows[i], (long long)kv->B);
+    int64_t cap = kv->cap;
+    int32_t *m = calloc((size_t)(count * cap + 1), sizeof *m);
+    int32_t *pos = calloc((size_t)(count ? count : 1), sizeof *pos);
+    if (!m || !pos) { free(m); free(pos); return gr_fail(GR_ERR_NOMEM, "KV cache: out of memory"); }
+    for (int64_t i = 0; i < count; i++) {
+        if (cap) memcpy(m + i * cap, kv->mask + rows[i] * cap, (size_t)cap * sizeof *m);
+        pos[i] = kv->pos[rows[i]];
+    }
+    for (int l = 0; l < kv->layers; l++) {
+        float **arrs[2] = {&kv->k[l], &kv->v[l]};
+        for (int a = 0; a < 2; a++) {
+            if (!*arrs[a]) continue;
+            float *n = malloc((size_t)(count * cap * kv->width + 1) * sizeof *n);
+            if (!n) { free(m); free(pos); return gr_fail(GR_ERR_NOMEM, "KV cache: out of memory"); }
+            for (int64_t i = 0; i < count; i++)
+                memcpy(n + i * cap * kv->width, *arrs[a] + rows[i] * cap * kv->width,
+                       (size_t)(cap * kv->width) * sizeof *n);
+            free(*arrs[a]);
+            *arrs[a] = n;
+        }
+    }
+    free(kv->mask);
+    free(kv->pos);
+    kv->mask = m;
+    kv->pos = pos;
+    kv->B = count;
+    return GR_OK;
+}

@@ -1,0 +1,15 @@
+# cmake -DGRAFT=bin -DSRC=dir -DOUT=dir -P round_trip.cmake: save SRC as OUT/tokenizer.json (with
+# SRC's tokenizer_config.json), then check SRC's cases against OUT.
+file(REMOVE_RECURSE ${OUT})
+file(MAKE_DIRECTORY ${OUT})
+execute_process(COMMAND ${GRAFT} tokenize --save-json ${OUT}/tokenizer.json ${SRC} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "save-json failed")
+endif()
+if(EXISTS ${SRC}/tokenizer_config.json)
+  file(COPY ${SRC}/tokenizer_config.json DESTINATION ${OUT})
+endif()
+execute_process(COMMAND ${GRAFT} tokenize --check ${SRC}/cases.jsonl ${OUT} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the saved tokenizer.json does not reproduce the cases")
+endif()
