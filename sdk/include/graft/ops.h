@@ -40,6 +40,8 @@ gr_status gr_ctx_status(const gr_ctx *ctx);
 gr_status gr_ctx_fail(gr_ctx *ctx, gr_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void gr_ctx_clear_error(gr_ctx *ctx);
+/* The sticky message of the first failure ("" when none). */
+const char *gr_ctx_error(const gr_ctx *ctx);
 /* Frees every transient tensor and the tape; clears the sticky error. */
 void gr_ctx_reset(gr_ctx *ctx);
 /* Record tape nodes (default on). Returns the previous setting. */
@@ -59,12 +61,18 @@ void gr_ctx_reset_flops(gr_ctx *ctx);
 /* Bytes of device memory held by live tensors, and the peak since creation. */
 size_t gr_ctx_bytes_in_use(const gr_ctx *ctx);
 size_t gr_ctx_peak_bytes(const gr_ctx *ctx);
+/* Freed buffers are cached by size for reuse (default limit 2 GiB); trim returns them all to
+ * the backend, set_cache_limit changes the limit (0 disables caching). */
+void gr_ctx_trim_cache(gr_ctx *ctx);
+void gr_ctx_set_cache_limit(gr_ctx *ctx, size_t bytes);
 
 /* ---------------------------------------------------------------- tensors ---- */
 
 /* Transient, uninitialised. */
 gr_tensor *gr_new(gr_ctx *ctx, gr_dtype dtype, int ndim, const int64_t *shape);
 gr_tensor *gr_zeros(gr_ctx *ctx, gr_dtype dtype, int ndim, const int64_t *shape);
+/* Transient, every element = value (F32 or I32). */
+gr_tensor *gr_full(gr_ctx *ctx, gr_dtype dtype, int ndim, const int64_t *shape, float value);
 /* Transient, filled from host memory of the same dtype. */
 gr_tensor *gr_from_host(gr_ctx *ctx, gr_dtype dtype, int ndim, const int64_t *shape,
                         const void *data);
@@ -147,10 +155,24 @@ gr_tensor *gr_convert(gr_ctx *ctx, gr_tensor *x, gr_dtype dtype);
 /* A constant copy that never carries a gradient (torch's detach + clone). */
 gr_tensor *gr_detach(gr_ctx *ctx, gr_tensor *x);
 
+/* Number of labels != ignore_index (reads the labels back to the host); -1 on failure. */
+int64_t gr_ce_count(gr_ctx *ctx, gr_tensor *labels, int32_t ignore_index);
+
 /* Reverse pass from a scalar (seeded with 1), or from `out` with the given cotangent
  * `seed` of the same shape (vector-Jacobian products). Gradients of trainable parameters
  * and of gr_requires_grad inputs are accumulated into gr_grad(). */
 gr_status gr_backward(gr_ctx *ctx, gr_tensor *out, gr_tensor *seed);
+
+/* ---------------------------------------------------------------- optimizer ---- */
+
+/* One torch.optim.AdamW step (see gr_adamw_args) on an F32 parameter with its accumulated
+ * gradient gr_grad(param); m, v are F32 state tensors of the same size (zero at step 1),
+ * step counts from 1. grad_scale multiplies the gradient first (clipping, averaging). */
+gr_status gr_adamw_update(gr_ctx *ctx, gr_tensor *param, gr_tensor *m, gr_tensor *v, int64_t step,
+                          float lr, float beta1, float beta2, float eps, float weight_decay,
+                          float grad_scale);
+/* sum(x^2) of an F32 tensor (e.g. a gradient, for global-norm clipping), to the host. */
+gr_status gr_sum_squares(gr_ctx *ctx, const gr_tensor *x, double *out);
 
 /* ---------------------------------------------------------------- helpers ---- */
 
@@ -159,6 +181,22 @@ gr_status gr_backward(gr_ctx *ctx, gr_tensor *out, gr_tensor *seed);
  * (Tk - Tq) masking (keys past the query, with a cache offset). */
 gr_tensor *gr_attention_mask(gr_ctx *ctx, int64_t batch, int64_t tq, int64_t tk,
                              const int32_t *key_mask, int causal);
+
+/* RoPE frequencies as HF computes them in float32 (modeling_rope_utils.py). */
+typedef enum gr_rope_type { GR_ROPE_DEFAULT = 0, GR_ROPE_LINEAR = 1, GR_ROPE_LLAMA3 = 2 } gr_rope_type;
+typedef struct gr_rope_config {
+    int rot_dim;                 /* rotated dims per head (head_dim * partial_rotary_factor) */
+    double theta;                /* rope_theta */
+    gr_rope_type type;
+    float factor;                /* linear, llama3 */
+    float low_freq_factor, high_freq_factor;  /* llama3 */
+    int64_t original_max_position;            /* llama3: original_max_position_embeddings */
+} gr_rope_config;
+/* inv_freq[rot_dim/2]. */
+gr_status gr_rope_inv_freq(const gr_rope_config *rc, float *inv_freq);
+/* cos, sin [B, T, rot_dim/2] for positions [B, T] (host ints; NULL: 0..T-1 in every row). */
+gr_status gr_rope_tables(gr_ctx *ctx, const gr_rope_config *rc, int64_t batch, int64_t seq,
+                         const int32_t *positions, gr_tensor **cos, gr_tensor **sin);
 
 #ifdef __cplusplus
 }
