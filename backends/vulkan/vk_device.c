@@ -223,6 +223,8 @@ gr_status vk_device_create(const gr_backend_options *opt, vk_ctx **out)
         if (v >= 1024 && v < range) range = v;
     }
     c->max_range = range;
+    const char *defer = getenv("GRAFT_VULKAN_DEFER_INDEX_CHECKS");
+    c->defer_index_checks = defer && defer[0] && strcmp(defer, "0") != 0;
     *out = c;
     return GR_OK;
 }

@@ -129,6 +129,7 @@ typedef struct vk_ctx {
     gr_buffer *errbuf;
 
     int verbose, debug_check;
+    int defer_index_checks;         /* GRAFT_VULKAN_DEFER_INDEX_CHECKS: report bad ids at the next sync */
 } vk_ctx;
 
 /* ---- vk_device.c ---- */

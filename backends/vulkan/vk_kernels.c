@@ -86,6 +86,16 @@ static void job_init(vk_rowjob *j, const char *kernel, vk_pipeline *p, int64_t r
 
 static void job_param(vk_rowjob *j, uint32_t v) { j->push[j->npush++] = v; }
 
+/* Kernels that validate ids or labels on the device report through errbuf. By default the
+ * op waits for the device so the error comes from the op itself, as on the CPU backend (one
+ * queue drain per embedding / loss op); GRAFT_VULKAN_DEFER_INDEX_CHECKS=1 reports at the
+ * next synchronisation instead. */
+static gr_status index_checked(vk_ctx *c, gr_status s)
+{
+    if (s != GR_OK || c->defer_index_checks) return s;
+    return vk_synchronize(c);
+}
+
 /* ------------------------------------------------------------------ fill ---- */
 
 gr_status vk_fill(void *bctx, const gr_tensor *t, float value)
@@ -441,7 +451,7 @@ gr_status vk_gather_rows(void *bctx, const gr_tensor *out, const gr_tensor *tabl
         TRY(vk_run_rows(c, &j));
         if (rows == 0) break;
     }
-    return GR_OK;
+    return index_checked(c, GR_OK);
 }
 
 gr_status vk_scatter_add_rows(void *bctx, const gr_tensor *dtable, const gr_tensor *ids, const gr_tensor *dout,
@@ -487,7 +497,7 @@ gr_status vk_scatter_add_rows(void *bctx, const gr_tensor *dtable, const gr_tens
             if (rows == 0) break;
         }
     }
-    return GR_OK;
+    return index_checked(c, GR_OK);
 }
 
 /* ------------------------------------------------------------ norms ---- */
@@ -912,7 +922,7 @@ static gr_status ce_common(vk_ctx *c, int bwd, const gr_tensor *out, const gr_te
     job_param(&j, (uint32_t)ignore_index);
     job_param(&j, fbits(scale));
     job_param(&j, 1);
-    return vk_run_rows(c, &j);
+    return index_checked(c, vk_run_rows(c, &j));
 }
 
 gr_status vk_cross_entropy(void *bctx, const gr_tensor *loss, const gr_tensor *logits, const gr_tensor *labels,
