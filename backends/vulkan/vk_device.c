@@ -1,4 +1,6 @@
 /* Instance and device selection, feature probes, describe(). */
+#include <dlfcn.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +141,45 @@ static gr_status select_device(vk_ctx *c, const char *want)
     return GR_OK;
 }
 
+/* The Vulkan loader unloads the driver (ICD) when the last instance goes away. Drivers keep
+ * process-wide caches (lavapipe does) that then look leaked and cost a reload on the next
+ * backend; so the objects the first instance brings in are pinned (RTLD_NODELETE). */
+typedef struct loaded_set { char **names; int n, cap; } loaded_set;
+
+static int collect(struct dl_phdr_info *info, size_t size, void *ud)
+{
+    (void)size;
+    loaded_set *s = ud;
+    if (!info->dlpi_name || !info->dlpi_name[0]) return 0;
+    if (s->n == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 64;
+        char **nn = realloc(s->names, (size_t)cap * sizeof *nn);
+        if (!nn) return 1;
+        s->names = nn;
+        s->cap = cap;
+    }
+    if ((s->names[s->n] = strdup(info->dlpi_name))) s->n++;
+    return 0;
+}
+
+static void loaded_free(loaded_set *s)
+{
+    for (int i = 0; i < s->n; i++) free(s->names[i]);
+    free(s->names);
+}
+
+static void pin_new_objects(const loaded_set *before)
+{
+    loaded_set after = {0};
+    dl_iterate_phdr(collect, &after);
+    for (int i = 0; i < after.n; i++) {
+        int seen = 0;
+        for (int j = 0; j < before->n && !seen; j++) seen = strcmp(after.names[i], before->names[j]) == 0;
+        if (!seen) dlopen(after.names[i], RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    }
+    loaded_free(&after);
+}
+
 gr_status vk_device_create(const gr_backend_options *opt, vk_ctx **out)
 {
     vk_ctx *c = calloc(1, sizeof *c);
@@ -149,7 +190,23 @@ gr_status vk_device_create(const gr_backend_options *opt, vk_ctx **out)
     VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .pApplicationName = "graft",
                              .pEngineName = "graft", .apiVersion = VK_API_VERSION_1_2};
     VkInstanceCreateInfo ici = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app};
+    static int pinned;
+    loaded_set before = {0};
+    if (!pinned) dl_iterate_phdr(collect, &before);
     VkResult r = vkCreateInstance(&ici, NULL, &c->inst);
+    if (!pinned) {
+        /* Enumerating devices loads the drivers. */
+        uint32_t ndev = 0;
+        if (r == VK_SUCCESS) vkEnumeratePhysicalDevices(c->inst, &ndev, NULL);
+        pin_new_objects(&before);
+        loaded_free(&before);
+        /* This plugin too: the statically linked shaderc/glslang keep process-wide state that
+         * must not be unmapped under them (a later dlclose would strand it). */
+        Dl_info self;
+        if (dladdr((void *)vk_device_create, &self) && self.dli_fname)
+            dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+        pinned = 1;
+    }
     if (r != VK_SUCCESS) {
         free(c);
         return gr_fail(GR_ERR_UNSUPPORTED, "vulkan: cannot create a Vulkan instance (%s): no Vulkan "
