@@ -479,7 +479,9 @@ static int open_backend(const char *cache, int debug)
 
 int main(int argc, char **argv)
 {
-    const char *plugin = argc > 1 ? argv[1] : GRAFT_VK_PLUGIN;
+    /* --probe: exit 0 when a Vulkan device exists, 77 (SKIP) when not. */
+    int probe = argc > 1 && strcmp(argv[1], "--probe") == 0;
+    const char *plugin = argc > 1 && !probe ? argv[1] : GRAFT_VK_PLUGIN;
     void *h = dlopen(plugin, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         fprintf(stderr, "FAIL: dlopen %s: %s\n", plugin, dlerror());
@@ -495,7 +497,11 @@ int main(int argc, char **argv)
     char cache[] = "/tmp/graft-vk-test-XXXXXX";
     if (!mkdtemp(cache)) return 1;
     int rc = open_backend(cache, 0);
-    if (rc) return rc;
+    if (rc || probe) {
+        if (!rc) B->destroy(ctx);
+        rmdir(cache);
+        return rc;
+    }
     char info[4096];
     B->describe(ctx, info, sizeof info);
     printf("%s\n", info);
