@@ -326,9 +326,12 @@ int gr_verify_main(const char *model_dir, const char *case_path, const char *bac
         if (r->ok) passed++;
         else failed++;
     }
+    rc = (setup_ok && s == GR_OK && failed == 0 && res.count > 0) ? 0 : 1;
+    /* A run that could not start or finish is a failure in the count too, so the last line
+     * alone tells a harness that something failed. */
+    if (rc != 0 && failed == 0) failed = 1;
     printf("verify: %d passed, %d failed\n", passed, failed);
     fflush(stdout);
-    rc = (setup_ok && s == GR_OK && failed == 0 && res.count > 0) ? 0 : 1;
 
     if (run.ctx) gr_ctx_destroy(run.ctx);
     if (backend) gr_backend_close(backend);
