@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_file.h"
 #include "base/fsutil.h"
 #include "commands.h"
 #include "graft/weights.h"
@@ -153,11 +154,8 @@ static int run_inspect(int argc, char **argv)
     if (!dir) return gr_cli_usage(&gr_cmd_inspect, 2);
     char *cpath = gr_path_join(dir, "config.json");
     if (!cpath) { gr_fail(GR_ERR_NOMEM, "out of memory"); return gr_cli_error(); }
-    json_error_t jerr;
-    json_t *cfg = json_load_file(cpath, 0, &jerr);
-    if (!cfg || !json_is_object(cfg)) {
-        gr_fail(GR_ERR_FORMAT, "%s: %s", cpath, cfg ? "not a JSON object" : jerr.text);
-        json_decref(cfg);
+    json_t *cfg;
+    if (gr_json_load_object(cpath, 0, &cfg) != GR_OK) {
         free(cpath);
         return gr_cli_error();
     }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_file.h"
 #include "data/dataset.h"
 
 /* ---- arena ------------------------------------------------------------------------------ */
@@ -146,13 +147,7 @@ static gr_status required_string(const gr_dataset *ds, json_t *obj, const char *
 
 static gr_status load_json(const char *path, json_t **root)
 {
-    json_error_t err;
-    *root = json_load_file(path, 0, &err);
-    if (*root) return GR_OK;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gr_fail(GR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    fclose(f);
-    return gr_fail(GR_ERR_FORMAT, "%s: line %d: %s", path, err.line, err.text);
+    return gr_json_load(path, 0, root);
 }
 
 static json_t *get_array(const gr_dataset *ds, const char *file, json_t *root, const char *key, gr_status *st)

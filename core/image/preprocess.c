@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_file.h"
 #include "base/fsutil.h"
 #include "data/rng.h"
 #include "image/image.h"
@@ -181,14 +182,9 @@ gr_status gr_image_preproc_load(const char *path, gr_image_preproc *pp)
 {
     char *file = gr_is_dir(path) ? gr_path_join(path, "preprocessor_config.json") : strdup(path);
     if (!file) return gr_fail(GR_ERR_NOMEM, "%s: out of memory", path);
-    json_error_t err;
-    json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &err);
-    gr_status st;
-    if (!root)
-        st = gr_fail(gr_path_exists(file) ? GR_ERR_FORMAT : GR_ERR_NOT_FOUND, "%s: %s (line %d)", file, err.text,
-                     err.line);
-    else
-        st = parse_config(file, root, pp);
+    json_t *root;
+    gr_status st = gr_json_load(file, JSON_REJECT_DUPLICATES, &root);
+    if (st == GR_OK) st = parse_config(file, root, pp);
     json_decref(root);
     free(file);
     return st;

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/json_file.h"
 #include "base/fsutil.h"
 #include "graft/weights.h"
 #include "io/safetensors.h"
@@ -427,10 +428,9 @@ const gr_weight_info *gr_weights_expect(const gr_weights *w, const char *name, i
 
 static gr_status open_index(gr_weights *w, const char *dir, const char *index_path)
 {
-    json_error_t jerr;
-    json_t *root = json_load_file(index_path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        return gr_fail(GR_ERR_FORMAT, "%s: not valid JSON: %s (line %d)", index_path, jerr.text, jerr.line);
+    json_t *root;
+    gr_status ls = gr_json_load(index_path, JSON_REJECT_DUPLICATES, &root);
+    if (ls != GR_OK) return ls;
     json_t *map = json_object_get(root, "weight_map");
     gr_status s = GR_OK;
     if (!json_is_object(map)) {

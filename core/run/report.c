@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "base/json_file.h"
 #include "base/fsutil.h"
 #include "run/runlog.h"
 #include "run/runlog_internal.h"
@@ -32,12 +33,9 @@ void gr_report_free(gr_report *r)
 gr_status gr_report_load(const char *path, gr_report **out)
 {
     *out = NULL;
-    json_error_t err;
-    json_t *root = json_load_file(path, 0, &err);
-    if (!root) {
-        if (!gr_path_exists(path)) return gr_fail(GR_ERR_NOT_FOUND, "%s: no such file", path);
-        return gr_fail(GR_ERR_FORMAT, "%s:%d: %s", path, err.line, err.text);
-    }
+    json_t *root;
+    gr_status ls = gr_json_load(path, 0, &root);
+    if (ls != GR_OK) return ls;
     if (!json_is_object(root)) {
         json_decref(root);
         return gr_fail(GR_ERR_FORMAT, "%s: a report must be a JSON object", path);

@@ -5,17 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_file.h"
 #include "base/fsutil.h"
 #include "text/tok_internal.h"
 
 static gr_status load_json_flags(const char *path, size_t flags, json_t **out)
 {
-    json_error_t e;
-    if (!gr_path_exists(path)) return gr_fail(GR_ERR_NOT_FOUND, "%s: file not found", path);
-    json_t *j = json_load_file(path, JSON_ALLOW_NUL | flags, &e);
-    if (!j) return gr_fail(GR_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", path, e.line, e.column, e.text);
-    *out = j;
-    return GR_OK;
+    return gr_json_load(path, JSON_ALLOW_NUL | flags, out);
 }
 
 static gr_status load_json(const char *path, json_t **out) { return load_json_flags(path, 0, out); }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_file.h"
 #include "base/fsutil.h"
 #include "plugin/registry.h"
 #include "verify/verify.h"
@@ -254,13 +255,7 @@ int gr_verify_main(const char *model_dir, const char *case_path, const char *bac
     run.config_path = config_path;
 
     if (s == GR_OK) {
-        json_error_t jerr;
-        run.config = json_load_file(config_path, JSON_REJECT_DUPLICATES, &jerr);
-        if (!run.config)
-            s = gr_fail(gr_path_exists(config_path) ? GR_ERR_FORMAT : GR_ERR_NOT_FOUND, "%s: %s (line %d)", config_path,
-                        jerr.text, jerr.line);
-        else if (!json_is_object(run.config))
-            s = gr_fail(GR_ERR_FORMAT, "%s: not a JSON object", config_path);
+        s = gr_json_load_object(config_path, JSON_REJECT_DUPLICATES, &run.config);
     }
     if (s == GR_OK) s = gr_weights_open(case_path, &run.cases);
     if (s == GR_OK) s = gr_weights_open(model_dir, &run.model);

@@ -440,7 +440,7 @@ static void test_report(void)
           "write into a missing directory names the path");
     gr_report_free(empty);
     append_text(path2("rep", "bad.json"), "{\"a\": 1,\n  \"b\": }\n");
-    check(gr_report_load(path2("rep", "bad.json"), &back) == GR_ERR_FORMAT && msg_has("bad.json:2", NULL),
+    check(gr_report_load(path2("rep", "bad.json"), &back) == GR_ERR_FORMAT && msg_has("bad.json: line 2", NULL),
           "malformed report names file:line");
     check(gr_report_load(path2("rep", "missing.json"), &back) == GR_ERR_NOT_FOUND && msg_has("missing.json", NULL),
           "missing report named");
