@@ -64,7 +64,8 @@ typedef struct gr_task_eval {
 
 typedef struct gr_task {
     void *user;
-    /* Number of micro-batches in epoch `epoch` (>= 1). Called once at the start of each epoch. */
+    /* Number of micro-batches in epoch `epoch` (>= 1). Pure and cheap: the trainer may ask
+     * more than once (e.g. epoch 0's count sizes the schedule of an epoch-based stage). */
     gr_status (*epoch_batches)(void *user, int64_t epoch, int64_t *count);
     /* Forward of micro-batch `index` of `epoch` into ctx with gradients enabled. Within an
      * epoch indices are asked for in increasing order, but the first one need not be 0 (a
