@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "graft/strategy.h"
 #include "plugin/registry.h"
+#include "train/engine_internal.h"
 
 /* A run of schema entries [first, end) and who declared them (NULL: the core). */
 typedef struct key_source {
@@ -180,8 +181,31 @@ static gr_status print_resolved(const gr_config *cfg)
 
 static int run_config(int argc, char **argv)
 {
+    /* -s overrides may name plugin keys, declared only after the plugin path is known and the
+     * plugins are scanned: hold them back, apply plugin_path ones first and the rest last. */
+    const char *sets[128];
+    int nsets = 0, w = 1;
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "-s") == 0 || strcmp(argv[i], "--set") == 0) && i + 1 < argc) {
+            if (nsets == 128) {
+                fprintf(stderr, "graft: config: more than 128 -s overrides\n");
+                return 2;
+            }
+            sets[nsets++] = argv[++i];
+        } else {
+            argv[w++] = argv[i];
+        }
+    }
+    argc = w;
+    argv[argc] = NULL;
     gr_config *cfg;
     if (gr_cli_config_open(&argc, argv, &cfg) != GR_OK) return gr_cli_error();
+    for (int i = 0; i < nsets; i++)
+        if (strncmp(sets[i], "plugin_path", 11) == 0 && gr_config_override(cfg, sets[i]) != GR_OK) {
+            gr_config_free(cfg);
+            return gr_cli_error();
+        }
+    gr_plugins_add_path(gr_config_string(cfg, "plugin_path"));
     int reference = 0;
     const char *out = NULL;
     for (int i = 1; i < argc; i++) {
@@ -203,8 +227,12 @@ static int run_config(int argc, char **argv)
         return 2;
     }
     key_source src[MAX_SOURCES];
-    int nsrc = 0, core_end = gr_config_schema_count();
-    gr_status s = add_plugin_keys(src, &nsrc);
+    int nsrc = 0;
+    gr_status s = gr_engine_schema(); /* the training engine's keys are the core's too */
+    int core_end = gr_config_schema_count();
+    if (s == GR_OK) s = add_plugin_keys(src, &nsrc);
+    for (int i = 0; s == GR_OK && i < nsets; i++)
+        if (strncmp(sets[i], "plugin_path", 11) != 0) s = gr_config_override(cfg, sets[i]);
     if (s == GR_OK) s = check_defaults();
     if (s == GR_OK) s = gr_config_validate(cfg);
     if (s == GR_OK) {

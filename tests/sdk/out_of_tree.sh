@@ -70,7 +70,7 @@ for dir in "$src"/sdk/templates/* "$src"/sdk/examples/*; do
     echo "built $name with $mode: $(basename "$so")"
   done
 done
-[ ${#built[@]} -ge 4 ] || fail "expected at least the five templates, built ${#built[@]}"
+[ ${#built[@]} -ge 6 ] || fail "expected the five templates and the example, built ${#built[@]}"
 
 # The installed graft finds them through plugin_path in a config file, and refuses none.
 cfg="$tmp/plugins.cfg"
@@ -90,3 +90,15 @@ grep -q "^backend  *cpu .*$prefix/bin/../lib/graft/plugins/graft-cpu.so\$" "$tmp
 "$prefix/bin/graft" plugins >"$tmp/list0.txt"
 grep -q "$plugins" "$tmp/list0.txt" && fail "plugins found without plugin_path"
 echo "out-of-tree: ${#built[@]} plugins built against the installed SDK and loaded"
+
+# The example strategy's keys are declared like the core's: documented, validated, overridable.
+"$prefix/bin/graft" config --reference -c "$cfg" >"$tmp/ref.md"
+grep -q '^## Plugin `warmup-only` (strategy)$' "$tmp/ref.md" || fail "warmup-only keys not in the reference"
+grep -q '^| `strategy.warmup-only.steps` | int | `100` |' "$tmp/ref.md" || fail "warmup-only.steps not documented"
+"$prefix/bin/graft" config -c "$cfg" -s strategy.warmup-only.steps=3 >"$tmp/resolved.cfg"
+grep -q "steps = 3;" "$tmp/resolved.cfg" || fail "override of strategy.warmup-only.steps not applied"
+if "$prefix/bin/graft" config -c "$cfg" -s strategy.warmup-only.steps=many 2>"$tmp/err.txt"; then
+  fail "a wrong type for strategy.warmup-only.steps was accepted"
+fi
+grep -q "strategy.warmup-only.steps" "$tmp/err.txt" || fail "the type error does not name the key"
+echo "example strategy keys: documented, overridable, type-checked"
