@@ -16,6 +16,7 @@
 #include "graft/model.h"
 #include "plugin/registry.h"
 #include "transfer/flops.h"
+#include "transfer/plan.h"
 #include "vlm/vlm.h"
 
 static int failures, checks;
@@ -263,6 +264,19 @@ static void test_blip2(const char *name)
         gr_flop_count want = vlm_model(cfg, path, B, T, cases[c].qformer, cases[c].vit_last, &ok);
         CHECK(ok, "%s: shapes: %s", name, gr_last_error());
         expect(name, cases[c].what, ctx, &want);
+        /* The planner's per-sample step is the same step at batch 1 (FLOPs are linear in the
+         * batch; decoder-only LMs, where the planner's text split is the test's). */
+        gr_plan_vlm pv;
+        if (info.lm.is_encoder_decoder == 0 && gr_plan_vlm_open(dir, NULL, NULL, NULL, 0, &pv) == GR_OK) {
+            gr_plan_step st = {.vpg = cases[c].qformer, .projector = 1, .vision_last = cases[c].vit_last};
+            gr_flop_count one;
+            gr_plan_step_flops(&pv, &st, T, 0, &one);
+            gr_flops m;
+            gr_ctx_flops(ctx, &m);
+            CHECK(one.forward_frozen * B == m.forward_frozen && one.forward_trainable * B == m.forward_trainable &&
+                      one.backward_input * B == m.backward_input && one.backward_param * B == m.backward_param,
+                  "%s: %s: the planner's step differs from the measured one", name, cases[c].what);
+        }
         gr_ctx_reset(ctx);
         for (int i = 0; i < gr_vlm_param_count(v); i++) {
             const char *nm;
