@@ -171,6 +171,7 @@ int gr_bench_memory(const gr_bench_env *env, int argc, char **argv)
            (long long)tokens, t_fwd);
     printf("RSS before opening %.2f GB; peak RSS (VmHWM%s) %.2f GB; file %.2f GB\n", rss0 * 1024.0 / 1e9,
            reset ? ", reset after writing" : ", since process start", peak * 1024.0 / 1e9, bytes / 1e9);
+    printf("growth over the RSS before opening: %.3f x file size\n", (double)(peak - rss0) * 1024.0 / (double)bytes);
     printf("bench memory: peak RSS %.2f GB, %.3f x file size (limit %.2f)\n", peak * 1024.0 / 1e9, ratio, limit);
     if (ratio >= limit) {
         fprintf(stderr, "graft: bench memory: peak RSS is %.3f x the file size, over the limit %.2f\n", ratio, limit);

@@ -265,6 +265,8 @@ int gr_bench_step(const gr_bench_env *env, int argc, char **argv)
                "norms, softmax, GELU/ReLU, cross-entropy are not counted: %.2f GFLOP per step\n",
                (fl.forward_frozen + fl.forward_trainable) / n * 1e-9, (fl.backward_input + fl.backward_param) / n * 1e-9,
                (long long)(fl.matmuls / n), per_step * 1e-9);
+        printf("matmul FLOPs per step: %.0f forward + %.0f backward = %.0f\n",
+               (fl.forward_frozen + fl.forward_trainable) / n, (fl.backward_input + fl.backward_param) / n, per_step);
         printf("step times (s):");
         for (int i = 0; i < n; i++) printf(" %.3f", times[i]);
         double mean = total_time / n;
