@@ -61,6 +61,7 @@ static gr_status open_model_at(model *M, const char *family, const char *dir, js
     M->src.prefix = "";
     M->src.seed = 1234;
     if ((s = M->lm->open(M->ctx, &M->src, &M->m))) return s;
+    M->info.struct_size = sizeof M->info;
     M->lm->info(M->m, &M->info);
     return GR_OK;
 }
@@ -145,7 +146,7 @@ static void test_decode_causal(const char *family, const char *name)
     int64_t V = M.info.vocab_size;
     /* Full forward of the unpadded sequence. */
     gr_lm_inputs in = {.struct_size = sizeof in, .batch = 1, .seq = n, .ids = toks};
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof out};
     gr_ctx_set_grad_enabled(M.ctx, 0);
     s = M.lm->forward(M.m, M.ctx, &in, &out);
     float *full = host(&M, out.logits);
@@ -233,7 +234,7 @@ static void test_decode_t5(const char *name)
     gr_ctx_set_grad_enabled(M.ctx, 0);
     gr_lm_inputs in = {.struct_size = sizeof in, .batch = B, .seq = S, .ids = ids, .mask = mask, .labels = labels,
                        .label_len = L};
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof out};
     s = M.lm->forward(M.m, M.ctx, &in, &out);
     float *full = host(&M, out.logits);
     gr_lm_inputs prompt = {.struct_size = sizeof prompt, .batch = B, .seq = S, .ids = ids, .mask = mask};
@@ -298,7 +299,7 @@ static void test_prefix(const char *family, const char *name)
     }
     gr_lm_inputs in = {.struct_size = sizeof in, .batch = B, .seq = T, .ids = ids, .mask = mask, .prefix = prefix,
                        .labels = labels, .label_len = L};
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof out};
     s = M.lm->forward(M.m, M.ctx, &in, &out);
     CHECK(s == GR_OK, "%s: prefix forward: %s", name, gr_last_error());
     if (s == GR_OK) {
@@ -342,7 +343,7 @@ static void test_layers_and_init(const char *family, const char *name)
     gr_ctx_set_grad_enabled(M.ctx, 0);
     gr_lm_inputs in = {.struct_size = sizeof in, .batch = B, .seq = T, .ids = ids, .labels = labels, .label_len = L,
                        .want_hidden_states = 1};
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof out};
     s = M.lm->forward(M.m, M.ctx, &in, &out);
     float *all = host(&M, out.logits);
     int64_t n = gr_numel(out.logits);
@@ -381,7 +382,7 @@ static void test_layers_and_init(const char *family, const char *name)
         double sd = sqrt(sq / ne - (sum / ne) * (sum / ne));
         double want = M.info.is_encoder_decoder ? 1.0 : 0.02; /* T5: factor * 1.0; others: init std 0.02 */
         CHECK(fabs(sd / want - 1) < 0.05, "%s: random embedding std %.4f, HF uses %.4f", name, sd, want);
-        gr_lm_outputs ro;
+        gr_lm_outputs ro = {.struct_size = sizeof ro};
         gr_ctx_set_grad_enabled(R.ctx, 0);
         s = R.lm->forward(R.m, R.ctx, &in, &ro);
         float loss = NAN;

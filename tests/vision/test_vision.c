@@ -150,13 +150,13 @@ static void test_checkpoint_errors(void)
     json_object_set_new(cfg, "intermediate_size", json_integer(96));
     CHECK(vi->open(ctx, &src, &v) == GR_OK && v, "fixture config: %s", gr_last_error());
     if (v) {
-        gr_vision_info info;
+        gr_vision_info info = {.struct_size = sizeof info};
         vi->info(v, &info);
         CHECK(info.num_tokens == 17 && info.hidden_size == 48 && info.num_layers == 2,
               "info %lld tokens, %lld hidden", (long long)info.num_tokens, (long long)info.hidden_size);
         /* A wrong image size is a one-line error, not a crash. */
         gr_tensor *px = gr_zeros(ctx, GR_F32, 4, (int64_t[]){1, 3, 24, 24});
-        gr_vision_outputs out;
+        gr_vision_outputs out = {.struct_size = sizeof out};
         CHECK(vi->forward(v, ctx, px, 0, &out) == GR_ERR_SHAPE, "24x24 image accepted");
         CHECK(strstr(gr_last_error(), "[1, 3, 24, 24]") != NULL, "msg: %s", gr_last_error());
         printf("  %s\n", gr_last_error());
@@ -208,7 +208,7 @@ static void test_random_init(void)
     src.seed = 43;
     CHECK(qi->open(ctx, &src, &c) == GR_OK, "qformer random: %s", gr_last_error());
     if (!a || !b || !c) return;
-    gr_vision_info info;
+    gr_vision_info info = {.struct_size = sizeof info};
     qi->info(a, &info);
     CHECK(info.input_dim == 64 && info.hidden_size == 96 && info.num_tokens == 32,
           "encoder_hidden_size must follow vision_config.hidden_size (got %lld)", (long long)info.input_dim);

@@ -238,22 +238,3 @@ gr_tensor *vc_f32(gr_ctx *ctx, gr_tensor *t)
     if (!t || t->dtype == GR_F32) return t;
     return gr_convert(ctx, t, GR_F32);
 }
-
-gr_tensor *vc_attention(gr_ctx *ctx, gr_tensor *q, gr_tensor *k, gr_tensor *v, int64_t heads,
-                        float score_scale, gr_tensor *mask)
-{
-    if (!q || !k || !v) return NULL;
-    int64_t b = q->shape[0], tq = q->shape[1], tk = k->shape[1], d = q->shape[2];
-    int64_t hd = d / heads;
-    static const int to_heads[4] = {0, 2, 1, 3};
-    gr_tensor *qh = gr_permute(ctx, gr_reshape(ctx, q, 4, (int64_t[]){b, tq, heads, hd}), to_heads);
-    gr_tensor *kh = gr_permute(ctx, gr_reshape(ctx, k, 4, (int64_t[]){b, tk, heads, hd}), to_heads);
-    gr_tensor *vh = gr_permute(ctx, gr_reshape(ctx, v, 4, (int64_t[]){b, tk, heads, hd}), to_heads);
-    gr_tensor *s = gr_matmul(ctx, qh, kh, 0, 1); /* [B, H, Tq, Tk] */
-    if (score_scale != 1.0f) s = gr_scale(ctx, s, score_scale);
-    if (mask) s = gr_add(ctx, s, mask);
-    gr_tensor *p = gr_softmax(ctx, s);
-    gr_tensor *o = gr_matmul(ctx, p, vh, 0, 0); /* [B, H, Tq, hd] */
-    o = gr_permute(ctx, o, to_heads);           /* [B, Tq, H, hd] */
-    return gr_reshape(ctx, o, 3, (int64_t[]){b, tq, d});
-}
