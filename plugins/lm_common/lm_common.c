@@ -141,19 +141,11 @@ static gr_status push(lmc_loader *L, gr_tensor *t)
     return GR_OK;
 }
 
+/* A failed load leaves the ctx usable (the message is the thread's); L->status says it. */
 static gr_tensor *fail(lmc_loader *L, gr_status s)
 {
     L->status = s;
-    gr_ctx_fail(L->ctx, s, "%s", gr_last_error());
     return NULL;
-}
-
-static void shape_text(const int64_t *shape, int ndim, char *buf, size_t cap)
-{
-    size_t used = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && used < cap; i++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (used < cap) snprintf(buf + used, cap - used, "]");
 }
 
 gr_tensor *lmc_param(lmc_loader *L, const char *name, int ndim, const int64_t *shape, lmc_init init,
@@ -162,48 +154,12 @@ gr_tensor *lmc_param(lmc_loader *L, const char *name, int ndim, const int64_t *s
     if (L->status != GR_OK) return NULL;
     gr_tensor *t = NULL;
     if (L->src->weights) {
-        char *f = full_name(L, name);
-        if (!f) return fail(L, gr_fail(GR_ERR_NOMEM, "out of memory"));
-        const gr_weight_info *info = gr_weights_find(L->src->weights, f);
-        if (!info) {
-            /* Name the file when the checkpoint is one file, else its directory (sharded). */
-            const char *where = L->src->dir;
-            int n = gr_weights_count(L->src->weights);
-            if (n > 0) {
-                where = gr_weights_at(L->src->weights, 0)->file;
-                for (int i = 1; i < n && where != L->src->dir; i++)
-                    if (gr_weights_at(L->src->weights, i)->file != where) where = L->src->dir;
-            }
-            gr_status s = gr_fail(GR_ERR_NOT_FOUND, "%s: missing tensor '%s'", where, f);
-            free(f);
+        gr_status s = gr_weights_param(L->ctx, L->src->weights, L->prefix, name, ndim, shape, &t);
+        if (s != GR_OK) {
+            /* A shape that disagrees with the config: say which config. */
+            if (s == GR_ERR_SHAPE) gr_fail_context(s, "%s", L->src->config_path);
             return fail(L, s);
         }
-        int same = info->ndim == ndim;
-        for (int i = 0; same && i < ndim; i++) same = info->shape[i] == shape[i];
-        if (!same) {
-            char want[160], got[160];
-            shape_text(shape, ndim, want, sizeof want);
-            shape_text(info->shape, info->ndim, got, sizeof got);
-            gr_status s = gr_fail(GR_ERR_SHAPE, "%s: tensor '%s' has shape %s, but %s implies %s",
-                                  info->file, f, got, L->src->config_path, want);
-            free(f);
-            return fail(L, s);
-        }
-        if (info->dtype != GR_F32 && info->dtype != GR_F16 && info->dtype != GR_BF16) {
-            gr_status s = gr_fail(GR_ERR_UNSUPPORTED, "%s: tensor '%s' is stored as %s; F32, F16 or BF16 expected",
-                                  info->file, f, info->dtype < GR_DTYPE_COUNT ? gr_dtype_name(info->dtype) : "an unsupported dtype");
-            free(f);
-            return fail(L, s);
-        }
-        free(f);
-        if ((uintptr_t)info->data % gr_dtype_size(info->dtype) == 0) {
-            t = gr_param_from_host(L->ctx, name, info->dtype, ndim, shape, info->data);
-        } else {
-            /* The mapping is misaligned for this dtype: upload a copy instead of aliasing it. */
-            t = gr_param_new(L->ctx, name, info->dtype, ndim, shape);
-            if (t && gr_upload(L->ctx, t, info->data) != GR_OK) t = NULL;
-        }
-        if (!t) return fail(L, gr_ctx_status(L->ctx) ? gr_ctx_status(L->ctx) : GR_ERR_BACKEND);
     } else {
         int64_t n = 1;
         for (int i = 0; i < ndim; i++) n *= shape[i];
