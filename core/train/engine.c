@@ -380,7 +380,7 @@ gr_status gr_engine_model_preproc(const gr_engine_model *m, gr_image_preproc *pp
     if (f && gr_path_exists(f)) {
         s = gr_image_preproc_load(f, pp);
     } else {
-        gr_vlm_info info;
+        gr_vlm_info info = {.struct_size = sizeof(gr_vlm_info)};
         gr_vlm_get_info(m->vlm, &info);
         gr_image_preproc_clip_defaults(pp);
         pp->resize_shortest_edge = (int)info.vision.image_size;

@@ -50,7 +50,7 @@ static gr_status encode(const gr_tokenizer *tok, const char *text, unsigned flag
 
 gr_status gr_vlm_gen_eos(const gr_vlm *vlm, const gr_tokenizer *tok, gr_gen_config *search)
 {
-    gr_vlm_info info;
+    gr_vlm_info info = {.struct_size = sizeof(gr_vlm_info)};
     gr_vlm_get_info(vlm, &info);
     search->n_eos = 0;
     if (!info.lm.is_encoder_decoder) {
@@ -84,7 +84,7 @@ gr_status gr_vlm_generate(gr_vlm *vlm, gr_ctx *ctx, const gr_tokenizer *tok, con
                           const float *embeds, int64_t n, int height, int width,
                           const char *const *prompts, const gr_gen_config *search, char **texts)
 {
-    gr_vlm_info info;
+    gr_vlm_info info = {.struct_size = sizeof(gr_vlm_info)};
     gr_vlm_get_info(vlm, &info);
     for (int64_t i = 0; i < n; i++) texts[i] = NULL;
     int was = gr_ctx_set_grad_enabled(ctx, 0);

@@ -255,7 +255,7 @@ static void test_blip2(const char *name)
         gr_tensor *pt = gr_from_host(ctx, GR_F32, 4, px, pix);
         gr_vlm_inputs in = {.struct_size = sizeof in, .pixel_values = pt, .seq = T, .ids = ids, .labels = labels,
                             .label_len = T};
-        gr_vlm_outputs out;
+        gr_vlm_outputs out = {.struct_size = sizeof(gr_vlm_outputs)};
         gr_ctx_reset_flops(ctx);
         s = gr_vlm_forward(v, ctx, &in, &out);
         if (s == GR_OK) s = gr_backward(ctx, out.lm.loss, NULL);

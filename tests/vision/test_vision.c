@@ -332,7 +332,7 @@ static void test_vlm_parts(void)
     gr_vlm *m = NULL;
     CHECK(gr_vlm_open_parts(ctx, &parts, &m) == GR_OK, "open parts: %s", gr_last_error());
     if (!m) goto out;
-    gr_vlm_info info;
+    gr_vlm_info info = {.struct_size = sizeof(gr_vlm_info)};
     gr_vlm_get_info(m, &info);
     CHECK(info.prompt_len == 4 && info.prompt_dim == 48 && info.has_qformer, "vlm info");
     gr_tensor *pw = gr_vlm_param_find(m, "language_projection.weight");
@@ -351,7 +351,7 @@ static void test_vlm_parts(void)
     int32_t labels[2 * 5] = {-100, 10, 11, 12, 13, -100, 20, 21, -100, -100};
     gr_vlm_inputs in = {.struct_size = sizeof in, .seq = 5, .ids = ids, .mask = mask, .labels = labels};
     in.pixel_values = gr_from_host(ctx, GR_F32, 4, (int64_t[]){2, 3, 16, 16}, pix);
-    gr_vlm_outputs out;
+    gr_vlm_outputs out = {.struct_size = sizeof(gr_vlm_outputs)};
     CHECK(gr_vlm_forward(m, ctx, &in, &out) == GR_OK, "vlm forward: %s", gr_last_error());
     CHECK(out.soft_prompt && out.soft_prompt->shape[1] == 4 && out.soft_prompt->shape[2] == 48, "soft prompt");
     CHECK(out.lm.loss && out.lm.logits, "loss and logits");
