@@ -1,12 +1,16 @@
 /* Greedy and beam search over a language-model plugin's KV cache.
  *
- * Beam search follows transformers' BeamSearchScorer (>= 4.38): per step the top 2K candidates
- * of K*V are scanned in order; an EOS candidate ranked within the first K closes a hypothesis
- * scored sum_logprobs / generated_len^length_penalty (generated_len counts the EOS); the first
- * K non-EOS candidates continue. A batch row is done once it holds K hypotheses and none of the
- * live beams can still beat the worst of them (early_stopping=False). At max_new_tokens every
- * live beam is closed with its score. The EOS ban below min_new_tokens is applied to the
- * log-probabilities, as HF's logits processors see them. */
+ * Beam search follows transformers' _beam_search with BeamSearchScorer (4.38-4.44): per step the
+ * top max(2, 1 + n_eos) * K candidates of K*V are scanned in order (so K of them are never all
+ * EOS); an EOS candidate ranked within the first K closes a hypothesis scored
+ * sum_logprobs / generated_len^length_penalty (generated_len counts the EOS); the first K
+ * non-EOS candidates continue. A batch row is done once it holds K hypotheses and the worst of
+ * them is >= the best candidate's sum / generated_len^length_penalty (early_stopping=False). At
+ * max_new_tokens every live beam is closed with its score. Hypotheses are kept as
+ * BeamHypotheses keeps them (insertion order; the first worst is dropped) and the answer is the
+ * last best one in that order (Python's stable sort + pop()), so ties resolve as in HF. The EOS
+ * ban below min_new_tokens is applied to the log-probabilities, as HF's logits processors see
+ * them. tests/gen/test_beam.c checks all of this against a plain reference. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -50,24 +54,25 @@ static double length_norm(double sum_logprobs, int len, double penalty)
     return sum_logprobs / pow((double)(len > 0 ? len : 1), penalty);
 }
 
-static void hyp_add(hyp_set *h, int k, const int32_t *tokens, int len, double score)
+/* BeamHypotheses.add: append when there is room or the score beats the worst; past K, delete
+ * the first of the lowest scores, keeping the order of the others. */
+static gr_status hyp_add(hyp_set *h, int k, const int32_t *tokens, int len, double score)
 {
-    if (h->count < k || score > h->worst) {
-        if (h->count == k) {
-            /* drop the worst */
-            int w = 0;
-            for (int i = 1; i < h->count; i++) if (h->items[i].score < h->items[w].score) w = i;
-            free(h->items[w].tokens);
-            h->items[w] = h->items[--h->count];
-        }
-        hyp *n = &h->items[h->count++];
-        n->score = score;
-        n->len = len;
-        n->tokens = malloc(sizeof(int32_t) * (size_t)(len > 0 ? len : 1));
-        if (n->tokens && len) memcpy(n->tokens, tokens, sizeof(int32_t) * (size_t)len);
-        h->worst = DBL_MAX;
-        for (int i = 0; i < h->count; i++) if (h->items[i].score < h->worst) h->worst = h->items[i].score;
+    if (h->count == k && !(score > h->worst)) return GR_OK;
+    int32_t *copy = malloc(sizeof(int32_t) * (size_t)(len > 0 ? len : 1));
+    if (!copy) return gr_fail(GR_ERR_NOMEM, "generate: out of memory");
+    if (len) memcpy(copy, tokens, sizeof(int32_t) * (size_t)len);
+    if (h->count == k) {
+        int w = 0;
+        for (int i = 1; i < h->count; i++) if (h->items[i].score < h->items[w].score) w = i;
+        free(h->items[w].tokens);
+        memmove(h->items + w, h->items + w + 1, sizeof(hyp) * (size_t)(h->count - w - 1));
+        h->count--;
     }
+    h->items[h->count++] = (hyp){score, copy, len};
+    h->worst = DBL_MAX;
+    for (int i = 0; i < h->count; i++) if (h->items[i].score < h->worst) h->worst = h->items[i].score;
+    return GR_OK;
 }
 
 /* Repeats each row of a host [rows, cols] int array `times` times. */
@@ -107,6 +112,8 @@ gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
     const int maxn = cfg->max_new_tokens;
     if (maxn <= 0) return gr_fail(GR_ERR_INVALID, "generate: max_new_tokens must be positive");
     if (K > 32) return gr_fail(GR_ERR_INVALID, "generate: num_beams %d exceeds 32", K);
+    if (cfg->n_eos < 0 || cfg->n_eos > GR_GEN_MAX_EOS)
+        return gr_fail(GR_ERR_INVALID, "generate: %d EOS ids (at most %d)", cfg->n_eos, GR_GEN_MAX_EOS);
     int grad_was = gr_ctx_set_grad_enabled(ctx, 0);
 
     gr_status s = GR_OK;
@@ -197,10 +204,11 @@ gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
                     }
                     continue;
                 }
-                /* Top 2K of beam_score + logprob over K*V, kept sorted descending. */
-                int want = 2 * K;
-                double top_s[64];
-                int64_t top_i[64];
+                /* Top max(2, 1 + n_eos) * K of beam_score + logprob over K*V, sorted descending
+                 * (ties: lower flat index first). */
+                int want = (cfg->n_eos + 1 > 2 ? cfg->n_eos + 1 : 2) * K;
+                double top_s[(GR_GEN_MAX_EOS + 1) * 32];
+                int64_t top_i[(GR_GEN_MAX_EOS + 1) * 32];
                 int n_top = 0;
                 for (int k = 0; k < K; k++) {
                     int64_t r = b * K + k;
@@ -228,8 +236,9 @@ gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
                     int64_t src = b * K + k;
                     if (is_eos(cfg, tok)) {
                         if (rank >= K) continue;
-                        hyp_add(&hyps[b], K, seq + src * maxn, t,
-                                length_norm(top_s[rank], t + 1, cfg->length_penalty));
+                        s = hyp_add(&hyps[b], K, seq + src * maxn, t,
+                                    length_norm(top_s[rank], t + 1, cfg->length_penalty));
+                        if (s != GR_OK) goto done;
                     } else {
                         int64_t r = b * K + filled;
                         beam_next[r] = top_s[rank];
@@ -238,7 +247,7 @@ gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
                         filled++;
                     }
                 }
-                for (; filled < K; filled++) { /* every candidate was EOS: keep rows inert */
+                for (; filled < K; filled++) { /* only when K*V is smaller than the scan: inert rows */
                     int64_t r = b * K + filled;
                     beam_next[r] = -1e9;
                     next_tok[r] = cfg->pad_id;
@@ -271,13 +280,14 @@ gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
     } else {
         for (int64_t b = 0; b < B; b++) {
             if (!hyps[b].done)
-                for (int k = 0; k < K; k++) {
+                for (int k = 0; k < K && s == GR_OK; k++) {
                     int64_t r = b * K + k;
-                    hyp_add(&hyps[b], K, seq + r * maxn, steps,
-                            length_norm(beam_scores[r], steps, cfg->length_penalty));
+                    s = hyp_add(&hyps[b], K, seq + r * maxn, steps,
+                                length_norm(beam_scores[r], steps, cfg->length_penalty));
                 }
-            int best = 0;
-            for (int i = 1; i < hyps[b].count; i++) if (hyps[b].items[i].score > hyps[b].items[best].score) best = i;
+            if (s != GR_OK) { free(result); goto done; }
+            int best = 0; /* the last of the best, as sorted(...).pop() picks it */
+            for (int i = 1; i < hyps[b].count; i++) if (hyps[b].items[i].score >= hyps[b].items[best].score) best = i;
             hyp *h = &hyps[b].items[best];
             out_lens[b] = h->len;
             if (h->len) memcpy(result + b * maxn, h->tokens, sizeof(int32_t) * (size_t)h->len);
