@@ -87,6 +87,28 @@ static int32_t *repeat_rows(const int32_t *src, int64_t rows, int64_t cols, int 
     return dst;
 }
 
+/* An encoder-decoder reads its prompt right padded, as HF's T5 tokenizer pads: the encoder's
+ * relative position buckets would otherwise count the padding between the soft prompt and the
+ * text, and a row would not equal the same row alone. Copies the real tokens of every row to its
+ * front (works for left, right or no padding). */
+static gr_status right_align(const int32_t *ids, const int32_t *mask, int64_t rows, int64_t cols, int32_t pad,
+                             int32_t **ids_out, int32_t **mask_out)
+{
+    *ids_out = malloc(sizeof(int32_t) * (size_t)(rows * cols + 1));
+    *mask_out = malloc(sizeof(int32_t) * (size_t)(rows * cols + 1));
+    if (!*ids_out || !*mask_out) return gr_fail(GR_ERR_NOMEM, "generate: out of memory");
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t n = 0;
+        for (int64_t j = 0; j < cols; j++)
+            if (mask[r * cols + j]) (*ids_out)[r * cols + n++] = ids[r * cols + j];
+        for (int64_t j = 0; j < cols; j++) {
+            if (j >= n) (*ids_out)[r * cols + j] = pad;
+            (*mask_out)[r * cols + j] = j < n;
+        }
+    }
+    return GR_OK;
+}
+
 static gr_status fetch_logits(gr_ctx *ctx, gr_tensor *logits, int64_t rows, float **buf, int64_t *vocab)
 {
     if (!logits) return gr_ctx_status(ctx) ? gr_ctx_status(ctx) : gr_fail(GR_ERR_BACKEND, "generate: no logits");
@@ -118,7 +140,7 @@ gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
 
     gr_status s = GR_OK;
     gr_lm_inputs in = *prompt;
-    int32_t *ids_rep = NULL, *mask_rep = NULL;
+    int32_t *ids_rep = NULL, *mask_rep = NULL, *ids_ra = NULL, *mask_ra = NULL;
     float *logits_host = NULL;
     double *logp = NULL;
     int32_t *seq = NULL, *seq_next = NULL, *next_tok = NULL, *src_rows = NULL;
@@ -129,11 +151,30 @@ gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
     int64_t V = 0;
     int steps = 0;
 
+    gr_lm_info info = {.struct_size = sizeof info};
+    iface->info(lm, &info);
+    if (info.is_encoder_decoder && prompt->mask) {
+        if (!prompt->ids) {
+            for (int64_t r = 0; r < B; r++)
+                if (!prompt->mask[r * prompt->seq]) {
+                    s = gr_fail(GR_ERR_UNSUPPORTED, "generate: an encoder-decoder prompt given as embeddings must be "
+                                "right padded (row %lld starts with padding)", (long long)r);
+                    goto done;
+                }
+        } else {
+            s = right_align(prompt->ids, prompt->mask, B, prompt->seq, info.pad_id >= 0 ? info.pad_id : cfg->pad_id,
+                            &ids_ra, &mask_ra);
+            if (s != GR_OK) goto done;
+            in.ids = ids_ra;
+            in.mask = mask_ra;
+        }
+    }
     if (K > 1) {
+        const int32_t *src_ids = in.ids, *src_mask = in.mask;
         in.batch = R;
-        if (prompt->ids) { ids_rep = repeat_rows(prompt->ids, B, prompt->seq, K); in.ids = ids_rep; }
-        if (prompt->mask) { mask_rep = repeat_rows(prompt->mask, B, prompt->seq, K); in.mask = mask_rep; }
-        if ((prompt->ids && !ids_rep) || (prompt->mask && !mask_rep)) {
+        if (src_ids) { ids_rep = repeat_rows(src_ids, B, prompt->seq, K); in.ids = ids_rep; }
+        if (src_mask) { mask_rep = repeat_rows(src_mask, B, prompt->seq, K); in.mask = mask_rep; }
+        if ((src_ids && !ids_rep) || (src_mask && !mask_rep)) {
             s = gr_fail(GR_ERR_NOMEM, "generate: out of memory");
             goto done;
         }
@@ -304,7 +345,7 @@ done:
         }
         free(hyps);
     }
-    free(ids_rep); free(mask_rep); free(logits_host); free(logp);
+    free(ids_rep); free(mask_rep); free(ids_ra); free(mask_ra); free(logits_host); free(logp);
     free(seq); free(seq_next); free(next_tok); free(src_rows);
     free(beam_scores); free(beam_next); free(finished);
     gr_ctx_set_grad_enabled(ctx, grad_was);

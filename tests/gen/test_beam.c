@@ -7,9 +7,10 @@
  * The reference is Hugging Face's algorithm written out plainly, one batch row at a time:
  * greedy search for num_beams = 1; for num_beams = K, _beam_search + BeamSearchScorer +
  * BeamHypotheses (transformers 4.38-4.44): all K*V candidates sorted (ties: lower flat index
- * first; torch.topk leaves their order unspecified, this is the deterministic choice), the first max(2, 1 + n_eos) * K kept; an EOS candidate closes a hypothesis only when
- * ranked < K, scored sum_logprobs / (t + 1)^length_penalty (the EOS counts); the first K non-EOS
- * candidates continue; the row is done once it has K hypotheses and the worst of them is >= the
+ * first; torch.topk leaves their order unspecified, this is the deterministic choice), the
+ * first max(2, 1 + n_eos) * K kept; an EOS candidate closes a hypothesis only when ranked < K,
+ * scored sum_logprobs / (t + 1)^length_penalty (the EOS counts); the first K non-EOS candidates
+ * continue; the row is done once it has K hypotheses and the worst of them is >= the
  * best kept candidate's sum / (t + 1)^length_penalty (early_stopping=False); at max_new_tokens
  * the live beams are added with their length; the answer is the last of the best-scored
  * hypotheses in list order (Python's stable sort + pop()). min_new_tokens sets the EOS
@@ -143,8 +144,16 @@ static gr_status lm_reorder(gr_lm *lm, gr_ctx *ctx, gr_lm_cache *c, const int32_
     return GR_OK;
 }
 
+static void lm_info(const gr_lm *lm, gr_lm_info *out)
+{
+    (void)lm;
+    *out = (gr_lm_info){.struct_size = sizeof *out, .family = "table", .vocab_size = V, .bos_id = -1, .eos_id = -1,
+                        .pad_id = -1, .decoder_start_id = -1};
+}
+
 static const gr_lm_iface table_iface = {
     .struct_size = sizeof(gr_lm_iface),
+    .info = lm_info,
     .generate_begin = lm_begin,
     .generate_step = lm_step,
     .cache_reorder = lm_reorder,
