@@ -153,7 +153,7 @@ gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
 
     gr_lm_info info = {.struct_size = sizeof info};
     iface->info(lm, &info);
-    if (info.is_encoder_decoder && prompt->mask) {
+    if (info.is_encoder_decoder && prompt->mask && prompt->seq > 0) {
         if (!prompt->ids) {
             for (int64_t r = 0; r < B; r++)
                 if (!prompt->mask[r * prompt->seq]) {

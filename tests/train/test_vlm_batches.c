@@ -60,9 +60,11 @@ static const char *const words[] = {"red", "cube", "a", "left", "of", "blue", "b
                                     "what", "colour", "is", "where", "how", "many", "Question:", "Short", "answer:",
                                     "Answer:", "Q:", "A:"};
 
-/* A word-level SentencePiece-style (Metaspace + Unigram) tokenizer; T5 style (</s> appended) or
- * OPT style (<s> prepended, "\n" a token of its own). */
-static gr_status make_tokenizer(int t5, gr_tokenizer **out)
+/* A word-level SentencePiece-style (Metaspace + Unigram) tokenizer of exactly `vocab` ids (filler
+ * pieces after the words, so every id the LM can generate decodes). T5 style: "</s>" appended.
+ * OPT style: "<s>" prepended, no "▁" prepended to the text (as a byte-level BPE, "\n" alone is
+ * one token, which the EOS rule needs), bare and "▁" forms of every word. */
+static gr_status make_tokenizer(int t5, int32_t vocab, gr_tokenizer **out)
 {
     gr_tokenizer *tok;
     gr_status s = gr_tokenizer_new(GR_TOK_UNIGRAM, 0, &tok);
@@ -70,15 +72,38 @@ static gr_status make_tokenizer(int t5, gr_tokenizer **out)
     static const char *const special[] = {"<pad>", "</s>", "<unk>", "<s>"};
     for (int i = 0; s == GR_OK && i < 4; i++)
         s = gr_tokenizer_add_piece(tok, special[i], strlen(special[i]), 0, i == 2 ? GR_PIECE_UNKNOWN : GR_PIECE_CONTROL, &id);
-    for (size_t i = 0; s == GR_OK && i < sizeof words / sizeof words[0]; i++) {
-        char piece[64];
-        snprintf(piece, sizeof piece, "\xe2\x96\x81%s", words[i]);
-        s = gr_tokenizer_add_piece(tok, piece, strlen(piece), -1.0f, GR_PIECE_NORMAL, &id);
-    }
+    for (int bare = 0; bare <= !t5; bare++)
+        for (size_t i = 0; s == GR_OK && i < sizeof words / sizeof words[0]; i++) {
+            char piece[64];
+            snprintf(piece, sizeof piece, "%s%s", bare ? "" : "\xe2\x96\x81", words[i]);
+            s = gr_tokenizer_add_piece(tok, piece, strlen(piece), -1.0f, GR_PIECE_NORMAL, &id);
+        }
     if (s == GR_OK) s = gr_tokenizer_add_piece(tok, "?", 1, -2.0f, GR_PIECE_NORMAL, &id);
     if (s == GR_OK) s = gr_tokenizer_add_piece(tok, "\xe2\x96\x81", 3, -3.0f, GR_PIECE_NORMAL, &id);
     if (s == GR_OK) s = gr_tokenizer_add_piece(tok, "\n", 1, 0, GR_PIECE_USER_DEFINED, &id);
+    for (int i = 0; s == GR_OK && gr_tokenizer_vocab_size(tok) < vocab; i++) {
+        char piece[32];
+        snprintf(piece, sizeof piece, "\xe2\x96\x81zq%d", i);
+        s = gr_tokenizer_add_piece(tok, piece, strlen(piece), -20.0f, GR_PIECE_NORMAL, &id);
+    }
     if (s == GR_OK) s = t5 ? gr_tokenizer_set_specials(tok, -1, 1, 0, 2, 0, 1) : gr_tokenizer_set_specials(tok, 3, 1, 0, 2, 1, 0);
+    if (s == GR_OK && !t5) {
+        /* Metaspace without the prepended "▁": through tokenizer.json */
+        char dir[700], path[760];
+        snprintf(dir, sizeof dir, "%s/opt_tokenizer", work);
+        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+        gr_mkdirs(dir);
+        s = gr_tokenizer_save_json(tok, path);
+        json_t *j = s == GR_OK ? json_load_file(path, 0, NULL) : NULL;
+        json_t *pre = json_object_get(j, "pre_tokenizer");
+        if (s == GR_OK && !json_is_object(pre)) s = gr_fail(GR_ERR_FORMAT, "%s: no pre_tokenizer", path);
+        if (s == GR_OK) json_object_set_new(pre, "prepend_scheme", json_string("never"));
+        if (s == GR_OK && json_dump_file(j, path, 0) != 0) s = gr_fail(GR_ERR_IO, "%s: cannot write", path);
+        json_decref(j);
+        gr_tokenizer_free(tok);
+        tok = NULL;
+        if (s == GR_OK) s = gr_tokenizer_load(dir, &tok);
+    }
     if (s != GR_OK) { gr_tokenizer_free(tok); return s; }
     *out = tok;
     return GR_OK;
@@ -139,7 +164,9 @@ static gr_status open_vlm(const char *fixture, int t5, vlm_setup *v)
     parts.lm.src.config = json_object_get(v->root, "text_config");
     v->ctx = gr_ctx_create(backend);
     gr_status s = gr_vlm_open_parts(v->ctx, &parts, &v->vlm);
-    if (s == GR_OK) s = make_tokenizer(t5, &v->tok);
+    gr_vlm_info info;
+    if (s == GR_OK) gr_vlm_get_info(v->vlm, &info);
+    if (s == GR_OK) s = make_tokenizer(t5, (int32_t)info.lm.vocab_size, &v->tok);
     gr_image_preproc_clip_defaults(&v->pp);
     v->pp.resize_shortest_edge = 16;
     v->pp.crop_height = v->pp.crop_width = 16;
@@ -178,6 +205,19 @@ static gr_status run_batch(vlm_setup *v, gr_vlm_task *t, int64_t epoch, int64_t 
     if (s == GR_OK && rec->forwards != before + 1) s = gr_fail(GR_ERR_INVALID, "the spy saw %d forwards", rec->forwards - before);
     gr_ctx_reset(v->ctx);
     return s;
+}
+
+/* Preprocessed pixels of dataset samples ids[0..n) into px [n, 3, 16, 16]. */
+static void load_px(vlm_setup *v, const gr_dataset *ds, const size_t *ids, int64_t n, float *px)
+{
+    gr_image_augment none = {0};
+    for (int64_t r = 0; r < n; r++) {
+        gr_image img = {0};
+        gr_status s = gr_image_load(gr_dataset_sample(ds, ids[r])->image, &img);
+        if (s == GR_OK) s = gr_image_preprocess(&v->pp, &none, 0, &img, px + r * 3 * 16 * 16);
+        CHECK(s == GR_OK, "image: %s", gr_last_error());
+        free(img.rgb);
+    }
 }
 
 /* ------------------------------------------------------------------ checks ---- */
@@ -284,13 +324,7 @@ static int collect_splits(vlm_setup *v, const gr_dataset *ds, int64_t batch, uin
                       (long long)rec->prefix_shape[1], (long long)rec->prefix_shape[2], (long long)n, (long long)P,
                       (long long)E);
                 float *px = malloc(sizeof(float) * (size_t)(n * 3 * 16 * 16)), *want = malloc(sizeof(float) * (size_t)(n * P * E));
-                gr_image_augment none = {0};
-                for (int64_t r = 0; r < n; r++) {
-                    gr_image img = {0};
-                    gr_image_load(gr_dataset_sample(ds, order[b * batch + r])->image, &img);
-                    gr_image_preprocess(&v->pp, &none, 0, &img, px + r * 3 * 16 * 16);
-                    free(img.rgb);
-                }
+                load_px(v, ds, order + b * batch, n, px);
                 int was = gr_ctx_set_grad_enabled(v->ctx, 0);
                 gr_vlm_inputs in = {.struct_size = sizeof in,
                                     .pixel_values = gr_from_host(v->ctx, GR_F32, 4, (int64_t[]){n, 3, 16, 16}, px)};
@@ -423,6 +457,52 @@ static void test_vqa(const char *fixture, int t5)
     close_vlm(&v);
 }
 
+/* VLM generation: the EOS rules (OPT: "\n" and </s>; T5: </s>) and a batch of questions of
+ * different lengths (left padded, beam and greedy) giving each row's answer alone. */
+static void test_vlm_generate(const char *fixture, int t5)
+{
+    vlm_setup v;
+    gr_status s = open_vlm(fixture, t5, &v);
+    char path[700];
+    snprintf(path, sizeof path, "%s/vqa.jsonl", work);
+    gr_dataset_spec spec = {.format = GR_DATASET_JSONL, .path = path};
+    gr_dataset *ds = NULL;
+    if (s == GR_OK) s = gr_dataset_open(&spec, &ds);
+    CHECK(s == GR_OK, "%s: %s", fixture, gr_last_error());
+    gr_gen_config g = {.max_new_tokens = 5, .length_penalty = -1.0};
+    if (s == GR_OK) s = gr_vlm_gen_eos(v.vlm, v.tok, &g);
+    int32_t nl = gr_tokenizer_piece_id(v.tok, "\n", 1), eos = 1;
+    CHECK(s == GR_OK && (t5 ? (g.n_eos == 1 && g.eos_ids[0] == eos) : (g.n_eos == 2 && g.eos_ids[0] == nl && g.eos_ids[1] == 2)),
+          "%s: EOS ids %d: %d %d", fixture, g.n_eos, g.eos_ids[0], g.eos_ids[1]);
+    size_t ids[3] = {0, 1, 2};
+    float *px = malloc(sizeof(float) * 3 * 3 * 16 * 16);
+    if (s == GR_OK) load_px(&v, ds, ids, 3, px);
+    char *prompts[3];
+    for (int i = 0; i < 3; i++) prompts[i] = gr_prompt_fill(gr_vlm_vqa_prompt(v.vlm), gr_dataset_sample(ds, ids[i])->question);
+    int same = 0;
+    for (int K = 1; s == GR_OK && K <= 3; K += 2) {
+        g.num_beams = K;
+        char *batch[3] = {0}, *alone[3] = {0};
+        s = gr_vlm_generate(v.vlm, v.ctx, v.tok, px, NULL, 3, 16, 16, (const char *const *)prompts, &g, batch);
+        gr_ctx_reset(v.ctx);
+        for (int i = 0; s == GR_OK && i < 3; i++) {
+            s = gr_vlm_generate(v.vlm, v.ctx, v.tok, px + i * 3 * 16 * 16, NULL, 1, 16, 16,
+                                (const char *const *)&prompts[i], &g, &alone[i]);
+            gr_ctx_reset(v.ctx);
+            CHECK(s == GR_OK && strcmp(batch[i], alone[i]) == 0, "%s K %d row %d: batched \"%s\", alone \"%s\" (%s)", fixture,
+                  K, i, batch[i] ? batch[i] : "", alone[i] ? alone[i] : "", s ? gr_last_error() : "ok");
+            same += s == GR_OK && strcmp(batch[i], alone[i]) == 0;
+        }
+        CHECK(s == GR_OK, "%s: generate: %s", fixture, gr_last_error());
+        for (int i = 0; i < 3; i++) { free(batch[i]); free(alone[i]); }
+    }
+    if (same == 6) printf("ok   %s: EOS rule, batched VLM generation (greedy, beam 3) = each question alone\n", fixture);
+    for (int i = 0; i < 3; i++) free(prompts[i]);
+    free(px);
+    gr_dataset_free(ds);
+    close_vlm(&v);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) { fprintf(stderr, "usage: test_vlm_batches WORK_DIR SPY_PLUGIN_DIR FIXTURES_DIR\n"); return 2; }
@@ -445,6 +525,8 @@ int main(int argc, char **argv)
     test_t5_captions();
     test_vqa("blip2_hf_vision_t5", 1);
     test_vqa("blip2_hf_vision_opt", 0);
+    test_vlm_generate("blip2_hf_vision_t5", 1);
+    test_vlm_generate("blip2_hf_vision_opt", 0);
     gr_backend_close(backend);
     printf("%s: %d checks, %d failures\n", failures ? "FAIL" : "PASS", checks, failures);
     return failures ? 1 : 0;
