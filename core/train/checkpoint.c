@@ -46,8 +46,14 @@ static void prune(const char *ckdir, int keep)
     }
 }
 
+static const char *nm(const char *const *names, int i, const gr_tensor *t)
+{
+    return names && names[i] ? names[i] : (t->name ? t->name : "?");
+}
+
 gr_status gr_checkpoint_save(gr_ctx *ctx, const char *run_dir, int64_t step,
-                             gr_tensor *const *trainable, int count, const gr_optimizer *opt,
+                             gr_tensor *const *tensors, const char *const *names, int count,
+                             const gr_optimizer *opt, const char *const *opt_names,
                              const char *state_json, int keep)
 {
     char name[64];
@@ -59,21 +65,26 @@ gr_status gr_checkpoint_save(gr_ctx *ctx, const char *run_dir, int64_t step,
     if (s == GR_OK) {
         path = join3(dir, "trainable.safetensors", "");
         const char *meta[] = {"format", "pt", "producer", "graft", NULL};
-        s = gr_safetensors_write(ctx, path, trainable, NULL, count, meta);
+        const char **nms = malloc(sizeof *nms * (size_t)(count + 1));
+        if (!nms) s = gr_fail(GR_ERR_NOMEM, "checkpoint: out of memory");
+        for (int i = 0; s == GR_OK && i < count; i++) nms[i] = nm(names, i, tensors[i]);
+        if (s == GR_OK) s = gr_safetensors_write(ctx, path, tensors, nms, count, meta);
+        free(nms);
         free(path);
     }
     if (s == GR_OK && opt) {
         int n = gr_optimizer_count(opt);
         gr_tensor **ts = malloc(sizeof *ts * (size_t)(2 * n + 1));
-        char **names = malloc(sizeof *names * (size_t)(2 * n + 1));
-        if (!ts || !names) s = gr_fail(GR_ERR_NOMEM, "checkpoint: out of memory");
+        char **mnames = calloc((size_t)(2 * n + 1), sizeof *mnames);
+        if (!ts || !mnames) s = gr_fail(GR_ERR_NOMEM, "checkpoint: out of memory");
         for (int i = 0; s == GR_OK && i < n; i++) {
-            const char *pn = gr_optimizer_param(opt, i)->name;
+            const char *pn = nm(opt_names, i, gr_optimizer_param(opt, i));
             size_t len = strlen(pn) + 3;
-            names[2 * i] = malloc(len);
-            names[2 * i + 1] = malloc(len);
-            snprintf(names[2 * i], len, "m.%s", pn);
-            snprintf(names[2 * i + 1], len, "v.%s", pn);
+            mnames[2 * i] = malloc(len);
+            mnames[2 * i + 1] = malloc(len);
+            if (!mnames[2 * i] || !mnames[2 * i + 1]) { s = gr_fail(GR_ERR_NOMEM, "checkpoint: out of memory"); break; }
+            snprintf(mnames[2 * i], len, "m.%s", pn);
+            snprintf(mnames[2 * i + 1], len, "v.%s", pn);
             ts[2 * i] = gr_optimizer_m(opt, i);
             ts[2 * i + 1] = gr_optimizer_v(opt, i);
         }
@@ -82,11 +93,11 @@ gr_status gr_checkpoint_save(gr_ctx *ctx, const char *run_dir, int64_t step,
             snprintf(steps, sizeof steps, "%lld", (long long)gr_optimizer_steps(opt));
             const char *meta[] = {"optimizer", "adamw", "steps", steps, NULL};
             path = join3(dir, "optimizer.safetensors", "");
-            s = gr_safetensors_write(ctx, path, ts, (const char *const *)names, 2 * n, meta);
+            s = gr_safetensors_write(ctx, path, ts, (const char *const *)mnames, 2 * n, meta);
             free(path);
         }
-        for (int i = 0; names && i < 2 * n; i++) free(names[i]);
-        free(names);
+        for (int i = 0; mnames && i < 2 * n; i++) free(mnames[i]);
+        free(mnames);
         free(ts);
     }
     if (s == GR_OK) {
@@ -152,20 +163,22 @@ static gr_status load_into(gr_ctx *ctx, const gr_weights *w, const char *file, c
     return s;
 }
 
-gr_status gr_load_tensors(gr_ctx *ctx, const char *path, gr_tensor *const *params, int count)
+gr_status gr_load_tensors(gr_ctx *ctx, const char *path, gr_tensor *const *params,
+                          const char *const *names, int count)
 {
     gr_weights *w = NULL;
     gr_status s = gr_weights_open(path, &w);
-    for (int i = 0; s == GR_OK && i < count; i++) s = load_into(ctx, w, path, params[i]->name, params[i]);
+    for (int i = 0; s == GR_OK && i < count; i++) s = load_into(ctx, w, path, nm(names, i, params[i]), params[i]);
     if (w) gr_weights_close(w);
     return s;
 }
 
-gr_status gr_checkpoint_load(gr_ctx *ctx, const char *ckpt_dir, gr_tensor *const *trainable,
-                             int count, gr_optimizer *opt, char **state_json)
+gr_status gr_checkpoint_load(gr_ctx *ctx, const char *ckpt_dir, gr_tensor *const *tensors,
+                             const char *const *names, int count, gr_optimizer *opt,
+                             const char *const *opt_names, char **state_json)
 {
     char *path = join3(ckpt_dir, "trainable.safetensors", "");
-    gr_status s = path ? gr_load_tensors(ctx, path, trainable, count) : gr_fail(GR_ERR_NOMEM, "out of memory");
+    gr_status s = path ? gr_load_tensors(ctx, path, tensors, names, count) : gr_fail(GR_ERR_NOMEM, "out of memory");
     free(path);
     if (s == GR_OK && opt) {
         path = join3(ckpt_dir, "optimizer.safetensors", "");
@@ -173,9 +186,10 @@ gr_status gr_checkpoint_load(gr_ctx *ctx, const char *ckpt_dir, gr_tensor *const
         s = gr_weights_open(path, &w);
         for (int i = 0; s == GR_OK && i < gr_optimizer_count(opt); i++) {
             char name[600];
-            snprintf(name, sizeof name, "m.%s", gr_optimizer_param(opt, i)->name);
+            const char *pn = nm(opt_names, i, gr_optimizer_param(opt, i));
+            snprintf(name, sizeof name, "m.%s", pn);
             s = load_into(ctx, w, path, name, gr_optimizer_m(opt, i));
-            snprintf(name, sizeof name, "v.%s", gr_optimizer_param(opt, i)->name);
+            snprintf(name, sizeof name, "v.%s", pn);
             if (s == GR_OK) s = load_into(ctx, w, path, name, gr_optimizer_v(opt, i));
         }
         if (s == GR_OK) {

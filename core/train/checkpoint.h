@@ -11,9 +11,13 @@
 #include "graft/ops.h"
 #include "train/optimizer.h"
 
-/* Saves; `state_json` is stored verbatim. Keeps the newest `keep` checkpoints (>= 1). */
+/* Saves tensors[0..count) under names[i] (names NULL or names[i] NULL: the tensor's name) and,
+ * when opt is not NULL, its moments as "m.NAME"/"v.NAME" where NAME is the name of optimizer
+ * parameter i given by opt_names[i] (or its tensor name). `state_json` is stored verbatim.
+ * Keeps the newest `keep` checkpoints (>= 1). */
 gr_status gr_checkpoint_save(gr_ctx *ctx, const char *run_dir, int64_t step,
-                             gr_tensor *const *trainable, int count, const gr_optimizer *opt,
+                             gr_tensor *const *tensors, const char *const *names, int count,
+                             const gr_optimizer *opt, const char *const *opt_names,
                              const char *state_json, int keep);
 
 /* Path of the newest complete checkpoint directory (malloc'd), or GR_ERR_NOT_FOUND. */
@@ -21,11 +25,14 @@ gr_status gr_checkpoint_latest(const char *run_dir, char **dir);
 
 /* Loads tensors by name into `trainable` (shapes must match) and, when opt is not NULL, the
  * moments and step count; *state_json gets the malloc'd state. Errors name file and tensor. */
-gr_status gr_checkpoint_load(gr_ctx *ctx, const char *ckpt_dir, gr_tensor *const *trainable,
-                             int count, gr_optimizer *opt, char **state_json);
+gr_status gr_checkpoint_load(gr_ctx *ctx, const char *ckpt_dir, gr_tensor *const *tensors,
+                             const char *const *names, int count, gr_optimizer *opt,
+                             const char *const *opt_names, char **state_json);
 
-/* Loads named tensors from any safetensors file into matching parameters (used to take a VPG
- * from a source run); names absent from the file are an error naming them. */
-gr_status gr_load_tensors(gr_ctx *ctx, const char *path, gr_tensor *const *params, int count);
+/* Loads named tensors (names as in gr_checkpoint_save) from any safetensors file into matching
+ * parameters (used to take a VPG from a source run); names absent from the file are an error
+ * naming them. */
+gr_status gr_load_tensors(gr_ctx *ctx, const char *path, gr_tensor *const *params,
+                          const char *const *names, int count);
 
 #endif
