@@ -12,11 +12,13 @@
 #include "graft/transfer.h"
 #include "graft/weights.h"
 #include "run/runlog.h"
+#include "tensor/internal.h"
 #include "train/checkpoint.h"
 #include "train/engine_internal.h"
 #include "transfer/converter.h"
 #include "transfer/pairs.h"
 #include "transfer/speedup.h"
+#include "transfer/surrogate.h"
 
 /* ------------------------------------------------------------------ source runs ---- */
 
@@ -74,6 +76,19 @@ gr_status gr_transfer_run_flops(const char *run, double *flops)
     if (d->step_count) *flops = d->steps[d->step_count - 1].flops_total;
     gr_run_data_free(d);
     return GR_OK;
+}
+
+gr_status gr_transfer_report_value(const char *run, const char *path, double *value)
+{
+    *value = 0;
+    char *rp = gr_path_join(run, GR_RUN_REPORT);
+    if (!rp) return gr_fail(GR_ERR_NOMEM, "out of memory");
+    gr_report *r = NULL;
+    gr_status s = gr_report_load(rp, &r);
+    if (s == GR_OK) s = gr_report_get_number(r, path, value);
+    gr_report_free(r);
+    free(rp);
+    return s;
 }
 
 /* -------------------------------------------------------------------- converter ---- */
@@ -329,4 +344,104 @@ gr_status gr_transfer_compare_params(const gr_engine_model *a, const gr_engine_m
         *differ += !same;
     }
     return GR_OK;
+}
+
+/* -------------------------------------------------------------------- surrogate ---- */
+
+gr_status gr_transfer_read_surrogate(const char *dir, gr_surrogate_map *out)
+{
+    memset(out, 0, sizeof *out);
+    gr_surrogate_layout l = {0};
+    gr_status s = gr_surrogate_read_layout(dir, &l, NULL);
+    if (s != GR_OK) return s;
+    if (l.num_kept > GR_SURROGATE_MAX_LAYERS || l.num_translators > GR_SURROGATE_MAX_LAYERS) {
+        gr_surrogate_layout_free(&l);
+        return gr_fail(GR_ERR_UNSUPPORTED, "%s: more than %d layers", dir, GR_SURROGATE_MAX_LAYERS);
+    }
+    out->num_layers = l.num_layers;
+    out->num_kept = l.num_kept;
+    memcpy(out->kept, l.kept, sizeof(int) * (size_t)l.num_kept);
+    out->num_translators = l.num_translators;
+    memcpy(out->translators, l.translators, sizeof(int) * (size_t)l.num_translators);
+    gr_surrogate_layout_free(&l);
+    return GR_OK;
+}
+
+/* The target name of a surrogate tensor: "...layers.N...." with N -> kept[N]. */
+static int map_name(const char *name, const gr_surrogate_map *map, char *out, size_t cap)
+{
+    const char *p = strstr(name, "layers.");
+    if (!p) return snprintf(out, cap, "%s", name) < (int)cap;
+    char *end;
+    long i = strtol(p + 7, &end, 10);
+    if (end == p + 7 || *end != '.' || i < 0 || i >= map->num_kept) return 0;
+    return snprintf(out, cap, "%.*slayers.%d%s", (int)(p - name), name, map->kept[i], end) < (int)cap;
+}
+
+gr_status gr_transfer_check_surrogate(const gr_engine_model *sur, const gr_engine_model *tgt,
+                                      const gr_surrogate_map *map, int *compared, int *differ, char *first_diff,
+                                      size_t cap)
+{
+    *compared = *differ = 0;
+    if (cap) first_diff[0] = 0;
+    for (int i = 0; i < gr_engine_model_param_count(sur); i++) {
+        const char *name;
+        gr_tensor *x = gr_engine_model_param(sur, i, &name);
+        if (strncmp(name, "language_model.", 15) != 0) continue;
+        char tn[512];
+        gr_tensor *y = map_name(name, map, tn, sizeof tn) ? gr_engine_model_find(tgt, tn) : NULL;
+        if (!y) return gr_fail(GR_ERR_NOT_FOUND, "surrogate tensor %s has no counterpart %s in the target", name, tn);
+        size_t nx = gr_nbytes(x);
+        int same = nx == gr_nbytes(y) && x->dtype == y->dtype;
+        if (same) {
+            void *hx = malloc(nx + 1), *hy = malloc(nx + 1);
+            gr_status s = hx && hy ? GR_OK : gr_fail(GR_ERR_NOMEM, "out of memory");
+            if (s == GR_OK) s = gr_to_host(gr_engine_model_ctx(sur), x, hx);
+            if (s == GR_OK) s = gr_to_host(gr_engine_model_ctx(tgt), y, hy);
+            if (s == GR_OK) same = memcmp(hx, hy, nx) == 0;
+            free(hx);
+            free(hy);
+            if (s != GR_OK) return s;
+        }
+        (*compared)++;
+        if (!same) {
+            if (*differ == 0 && cap) snprintf(first_diff, cap, "%s", name);
+            (*differ)++;
+        }
+    }
+    return GR_OK;
+}
+
+/* ------------------------------------------------------------- writable tensors ---- */
+
+gr_status gr_transfer_make_writable(gr_engine_model *m, const char *pattern, int *count)
+{
+    gr_ctx *ctx = gr_engine_model_ctx(m);
+    int n = 0;
+    gr_status s = GR_OK;
+    for (int i = 0; s == GR_OK && i < gr_engine_model_param_count(m); i++) {
+        const char *name;
+        gr_tensor *p = gr_engine_model_param(m, i, &name);
+        if (fnmatch(pattern, name, 0) != 0 || !p->priv || !p->priv->st || !p->priv->st->wrapped) continue;
+        /* an owned buffer with the same bytes; the mapping's storage goes with the temporary */
+        gr_tensor *tmp = gr_new(ctx, p->dtype, p->ndim, p->shape);
+        void *buf = malloc(gr_nbytes(p) + 1);
+        if (!tmp || !buf) { free(buf); return gr_ctx_status(ctx) != GR_OK ? gr_ctx_status(ctx) : gr_fail(GR_ERR_NOMEM, "out of memory"); }
+        s = gr_to_host(ctx, p, buf);
+        if (s == GR_OK) s = gr_upload(ctx, tmp, buf);
+        free(buf);
+        if (s != GR_OK) break;
+        gr_storage *old = p->priv->st;
+        size_t old_off = p->offset;
+        p->priv->st = tmp->priv->st;
+        p->buffer = tmp->buffer;
+        p->offset = tmp->offset;
+        tmp->priv->st = old;
+        tmp->buffer = old->buf;
+        tmp->offset = old_off;
+        gr_tensor_free(ctx, tmp);
+        n++;
+    }
+    if (count) *count = n;
+    return s == GR_OK ? s : gr_fail_context(s, "making %s writable", pattern);
 }

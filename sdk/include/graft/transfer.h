@@ -30,6 +30,10 @@ gr_status gr_transfer_load_run(gr_engine_model *m, const char *run, const char *
  * cumulative count of its log): what the source VPG cost. */
 gr_status gr_transfer_run_flops(const char *run, double *flops);
 
+/* A number of a finished run's report.json by dotted path ("final.test.CIDEr.value");
+ * GR_ERR_NOT_FOUND naming run and path when absent. */
+gr_status gr_transfer_report_value(const char *run, const char *path, double *value);
+
 /* VPGTrans stage 0: trains the word-embedding converter Linear(d_src, d_tgt) between the two
  * models' input embedding tables on token pairs from the training captions (pairs: "position",
  * "string" or "union"; see core/transfer/pairs.h), and writes the fusion of the source's
@@ -103,6 +107,33 @@ gr_status gr_transfer_compare_params(const gr_engine_model *a, const gr_engine_m
  * stage "warmup" (projector only, constant lr x warmup_lr_mult, VPG frozen); stage "finetune"
  * (train.* as for scratch); optional test evaluation; speed-up against strategy.NAME.compare. */
 gr_status gr_transfer_run_vpgtrans(gr_engine *e, const char *name);
+
+/* Gives every parameter matching `pattern` that still reads a weights file's read-only
+ * mapping (zero-copy) a writable buffer of its own with the same bytes, so a stage can train
+ * it (the surrogate's translator layer: LM weights are mapped, not copied). *count (may be
+ * NULL) gets how many moved. */
+gr_status gr_transfer_make_writable(gr_engine_model *m, const char *pattern, int *count);
+
+/* ------------------------------------------------------------ surrogate grafting ---- */
+
+/* A surrogate directory's surrogate.json (written by `graft surrogate build`): surrogate layer
+ * i is target layer kept[i]; translators[] are surrogate positions of the translator layers. */
+#define GR_SURROGATE_MAX_LAYERS 512
+typedef struct gr_surrogate_map {
+    int num_layers;                       /* of the target */
+    int num_kept;
+    int kept[GR_SURROGATE_MAX_LAYERS];
+    int num_translators;
+    int translators[GR_SURROGATE_MAX_LAYERS];
+} gr_surrogate_map;
+gr_status gr_transfer_read_surrogate(const char *surrogate_dir, gr_surrogate_map *out);
+
+/* Compares every language_model.* tensor of the surrogate VLM with the target's tensor it was
+ * copied from (layer indices mapped through `map`), byte for byte. *first_diff (cap bytes) gets
+ * the first differing name, "" when none. */
+gr_status gr_transfer_check_surrogate(const gr_engine_model *surrogate, const gr_engine_model *target,
+                                      const gr_surrogate_map *map, int *compared, int *differ,
+                                      char *first_diff, size_t cap);
 
 #ifdef __cplusplus
 }
