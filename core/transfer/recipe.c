@@ -27,10 +27,11 @@ gr_status gr_transfer_load_run(gr_engine_model *m, const char *run, const char *
     if (loaded) *loaded = 0;
     char *file = NULL, *ck = NULL;
     gr_status s = GR_OK;
-    if (gr_is_dir(run)) {
+    char *ckdir = gr_is_dir(run) ? gr_path_join(run, GR_RUN_CHECKPOINTS) : NULL;
+    if (ckdir && gr_is_dir(ckdir)) {
         s = gr_checkpoint_latest(run, &ck);
         if (s == GR_OK && !(file = gr_path_join(ck, "trainable.safetensors"))) s = gr_fail(GR_ERR_NOMEM, "out of memory");
-    } else if (!(file = strdup(run))) {
+    } else if (!(file = strdup(run))) { /* a .safetensors file or an HF directory (sharded too) */
         s = gr_fail(GR_ERR_NOMEM, "out of memory");
     }
     gr_weights *w = NULL;
@@ -44,13 +45,14 @@ gr_status gr_transfer_load_run(gr_engine_model *m, const char *run, const char *
         gr_tensor *p = gr_vlm_param_find(vlm, name);
         if (!p) { s = gr_fail(GR_ERR_NOT_FOUND, "%s: tensor '%s' is not a parameter of the model", file, name); break; }
         const char *nm[1] = {name};
-        s = gr_load_tensors(gr_engine_model_ctx(m), file, &p, nm, 1);
+        s = gr_load_tensors(gr_engine_model_ctx(m), gr_weights_at(w, i)->file, &p, nm, 1);
         count += s == GR_OK;
     }
     if (s == GR_OK && count == 0) s = gr_fail(GR_ERR_NOT_FOUND, "%s: no tensor matches '%s'", file, pattern);
     if (w) gr_weights_close(w);
     free(file);
     free(ck);
+    free(ckdir);
     if (loaded) *loaded = count;
     return s == GR_OK ? s : gr_fail_context(s, "loading run %s", run);
 }

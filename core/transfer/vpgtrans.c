@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fsutil.h"
 #include "graft/transfer.h"
+#include "run/runlog.h"
 
 static const char *key(char *buf, size_t cap, const char *name, const char *k)
 {
@@ -43,21 +45,25 @@ gr_status gr_transfer_run_vpgtrans(gr_engine *e, const char *name)
     if (s != GR_OK) return s;
 
     /* the source VPG */
+    /* source_run: a graft run that trained the source (its checkpoint), a safetensors file or
+     * an HF directory; empty: model.source as configured is the trained source (a BLIP-2
+     * checkpoint given as model.source.blip2) */
     const char *source_run = gr_config_string(c, key(k, sizeof k, name, "source_run"));
-    if (!source_run[0]) return gr_fail(GR_ERR_INVALID, "%s: the run that trained the source VPG is required", k);
     s = gr_engine_open_model(e, "source", &src);
-    if (s == GR_OK) s = gr_transfer_load_run(src, source_run, "*", NULL);
+    if (s == GR_OK && source_run[0]) s = gr_transfer_load_run(src, source_run, "*", NULL);
     int n_inherit = gr_config_list_count(c, key(k, sizeof k, name, "inherit"));
     for (int i = 0; s == GR_OK && i < n_inherit; i++) {
         int copied = 0;
         s = gr_engine_copy_params(dst, src, gr_config_list_string(c, k, i), &copied);
     }
     if (s != GR_OK) return s;
-    double source_flops = 0;
-    s = gr_transfer_run_flops(source_run, &source_flops);
+    double source_flops = 0; /* unknown for a released checkpoint: reported as 0 */
+    char *runlog = source_run[0] ? gr_path_join(source_run, GR_RUN_METRICS) : NULL;
+    if (runlog && gr_path_exists(runlog)) s = gr_transfer_run_flops(source_run, &source_flops);
+    free(runlog);
     if (s != GR_OK) return s;
     gr_engine_report_number(e, "transfer.source_flops", source_flops);
-    gr_engine_report_string(e, "transfer.source_run", source_run);
+    gr_engine_report_string(e, "transfer.source_run", source_run[0] ? source_run : "model.source");
 
     /* stage 0: the word converter fused into the source projector */
     double extra_flops = 0;

@@ -20,7 +20,8 @@ extern "C" {
 #endif
 
 /* Loads tensors matching `pattern` from a finished run (RUN_DIR: its latest checkpoint's
- * trainable tensors, or a .safetensors file) into model m, whatever m's role. The run is one
+ * trainable tensors), a .safetensors file or an HF directory (model.safetensors, sharded too)
+ * into model m, whatever m's role. The run is one
  * that trained the model as the "target" role (the usual single-model run: scratch), so its
  * tensors carry plain HF names. Names of the file matching the pattern that m lacks are an
  * error; *loaded (may be NULL) gets the count. */
@@ -80,7 +81,7 @@ gr_status gr_transfer_compare_params(const gr_engine_model *a, const gr_engine_m
 /* The keys of a VPGTrans-style strategy NAME (tas, tat, inherit differ only in defaults):
  * PAIRS "position"/"union", CONV_EPOCHS 5/8, CONVERTER "true"/"false", WARMUP epochs "1"/"0". */
 #define GR_VPGTRANS_KEYS(N, PAIRS, CONV_EPOCHS, CONVERTER, WARMUP)                                          \
-    {"strategy." N ".source_run", GR_CFG_STRING, "", "run directory that trained the source VPG (scratch on the source LM)"}, \
+    {"strategy." N ".source_run", GR_CFG_STRING, "", "the trained source VPG: a graft run, a safetensors file or an HF dir (\"\": model.source as is)"}, \
     {"strategy." N ".inherit", GR_CFG_STRING_LIST, "[\"vision_model.*\", \"query_tokens\", \"qformer.*\"]",      \
      "tensors the target takes from the source (the VPG)"},                                               \
     {"strategy." N ".converter", GR_CFG_BOOL, CONVERTER, "initialise the projector with the word converter fused into the source's"}, \
