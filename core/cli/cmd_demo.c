@@ -282,7 +282,7 @@ static gr_status run_demo(demo *d)
         if (s == GR_OK) s = step(d, NAME, DONE, CLEAN, a_);                         \
     } while (0)
     printf("world, tokenizers, language models:\n");
-    STEP("synth", "world/world.json", "world", "synth", "--out", "world", "--size", "500", "--image-size", "32");
+    STEP("synth", "world/world.json", "world", "synth", "--out", "world", "--size", "600", "--image-size", "32", "--val", "0.25");
     STEP("tokenizer_opt", "tokenizers/opt/tokenizer.json", NULL, "tokenizer", "train", "--corpus", "world/corpus.txt",
          "--vocab-size", "1024", "--type", "bytelevel", "--family", "opt", "--out", "tokenizers/opt");
     /* byte-level as Llama 3's (a metaspace "\n" is two tokens, which caption stopping refuses) */
