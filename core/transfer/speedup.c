@@ -185,7 +185,7 @@ int gr_speedup_fields(const gr_speedup *s, const char **names, double *values, i
 void gr_speedup_print_table(FILE *f, const char *title, const char *const *labels, const gr_speedup *rows, int n)
 {
     if (title) fprintf(f, "%s\n", title);
-    fprintf(f, "%-24s %-8s %5s %12s %9s %9s %9s %9s %9s\n", "transfer", "metric", "seeds", "scratch best",
+    fprintf(f, "%-28s %-8s %5s %12s %9s %9s %9s %9s %9s\n", "transfer", "metric", "seeds", "scratch best",
             "e_scr", "e_trans", "x epochs", "x FLOPs", "x +src");
     for (int i = 0; i < n; i++) {
         const gr_speedup *r = &rows[i];
@@ -204,7 +204,7 @@ void gr_speedup_print_table(FILE *f, const char *title, const char *const *label
             snprintf(sf, sizeof sf, "-");
             snprintf(sw, sizeof sw, "-");
         }
-        fprintf(f, "%-24s %-8s %5d %12s %9g %9s %9s %9s %9s\n", labels[i], r->metric, r->n_seeds, best,
+        fprintf(f, "%-28s %-8s %5d %12s %9g %9s %9s %9s %9s\n", labels[i], r->metric, r->n_seeds, best,
                 r->scratch_epoch, et, se, sf, sw);
     }
 }
