@@ -122,7 +122,7 @@ static gr_status host_f32(const gr_engine_model *m, const gr_tensor *t, float **
 }
 
 /* The texts of data.train: captions (or VQA questions and answers). */
-static gr_status train_texts(const gr_engine *e, int64_t max, char ***out, int64_t *n, gr_dataset **keep)
+static gr_status train_texts(const gr_engine *e, int64_t max, const char ***out, int64_t *n, gr_dataset **keep)
 {
     const gr_config *c = gr_engine_config(e);
     const char *fmt = gr_config_string(c, "data.format"), *path = gr_config_string(c, "data.train");
@@ -139,12 +139,12 @@ static gr_status train_texts(const gr_engine *e, int64_t max, char ***out, int64
     if (s != GR_OK) return s;
     size_t ns = gr_dataset_size(*keep), cap = 0, k = 0;
     for (size_t i = 0; i < ns; i++) cap += (size_t)gr_dataset_sample(*keep, i)->n_texts + 1;
-    char **t = malloc(sizeof(char *) * (cap + 1));
+    const char **t = malloc(sizeof(char *) * (cap + 1));
     if (!t) return gr_fail(GR_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < ns && (max <= 0 || (int64_t)k < max); i++) {
         const gr_sample *sm = gr_dataset_sample(*keep, i);
-        if (sm->question) t[k++] = (char *)sm->question;
-        for (int j = 0; j < sm->n_texts && (max <= 0 || (int64_t)k < max); j++) t[k++] = (char *)sm->texts[j];
+        if (sm->question) t[k++] = sm->question;
+        for (int j = 0; j < sm->n_texts && (max <= 0 || (int64_t)k < max); j++) t[k++] = sm->texts[j];
     }
     *out = t;
     *n = (int64_t)k;
@@ -205,14 +205,14 @@ gr_status gr_transfer_convert_projector(gr_engine *e, gr_engine_model *src, gr_e
         return gr_fail(GR_ERR_SHAPE, "converter: projectors [%lld, %lld] -> [%lld, %lld] do not fit embeddings of width "
                        "%lld -> %lld", (long long)Ws->shape[0], (long long)din, (long long)Wt->shape[0],
                        (long long)Wt->shape[1], (long long)ds, (long long)dt);
-    char **texts = NULL;
+    const char **texts = NULL;
     int64_t n_texts = 0;
     gr_dataset *ds_keep = NULL;
     gr_pair_set ps = {0};
     float *tab_s = NULL, *tab_t = NULL, *W = NULL, *b = NULL, *hWs = NULL, *hbs = NULL, *hWt = NULL, *hbt = NULL;
     if (sources & GR_PAIRS_POSITION) s = train_texts(e, o->max_captions, &texts, &n_texts, &ds_keep);
     if (s == GR_OK)
-        s = gr_pairs_build(gr_engine_model_tokenizer(src), gr_engine_model_tokenizer(dst), (const char *const *)texts,
+        s = gr_pairs_build(gr_engine_model_tokenizer(src), gr_engine_model_tokenizer(dst), texts,
                            n_texts, sources, &ps);
     if (s == GR_OK) s = host_f32(src, es, &tab_s);
     if (s == GR_OK) s = host_f32(dst, et, &tab_t);
@@ -271,7 +271,7 @@ gr_status gr_transfer_convert_projector(gr_engine *e, gr_engine_model *src, gr_e
         gr_engine_report_number(e, "transfer.extra_flops", out->flops);
     }
     gr_pair_set_free(&ps);
-    free(texts);
+    free((void *)texts);
     gr_dataset_free(ds_keep);
     free(tab_s); free(tab_t); free(W); free(b); free(hWs); free(hbs); free(hWt); free(hbt);
     return s == GR_OK ? s : gr_fail_context(s, "word converter");
