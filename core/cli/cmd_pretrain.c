@@ -140,7 +140,7 @@ static gr_status make_arch(const gr_config *cfg, const gr_tokenizer *tok, gr_lm_
 static gr_status reload_check(gr_ctx *ctx, const gr_lm_iface *lm, gr_lm *model, gr_lm_task *task, const char *family,
                               const char *out, const char *run_dir, double *max_diff)
 {
-    gr_lm_info info;
+    gr_lm_info info = {.struct_size = sizeof(gr_lm_info)};
     lm->info(model, &info);
     gr_lm_batch b;
     gr_status s = gr_lm_task_fixed_batch(task, 2, &b);
@@ -149,7 +149,7 @@ static gr_status reload_check(gr_ctx *ctx, const gr_lm_iface *lm, gr_lm *model, 
     gr_lm_batch_inputs(&b, info.is_encoder_decoder, &in);
     int was = gr_ctx_set_grad_enabled(ctx, 0);
     gr_ctx_reset(ctx);
-    gr_lm_outputs o1, o2;
+    gr_lm_outputs o1 = {.struct_size = sizeof(gr_lm_outputs)}, o2 = {.struct_size = sizeof(gr_lm_outputs)};
     float *l1 = NULL, *l2 = NULL;
     int64_t n = 0;
     s = lm->forward(model, ctx, &in, &o1);

@@ -182,7 +182,7 @@ static gr_status task_forward(void *u, gr_ctx *ctx, int64_t epoch, int64_t index
     gr_status s = build_stream(t, epoch);
     if (s) return s;
     int64_t B = t->cfg.batch_size, T = t->cfg.seq_len;
-    gr_lm_outputs o;
+    gr_lm_outputs o = {.struct_size = sizeof(gr_lm_outputs)};
     int64_t tokens;
     s = forward_windows(t, ctx, t->stream + index * B * T, B, 1, (uint64_t)epoch, index * B, &o, &tokens);
     if (s) return s;
@@ -202,7 +202,7 @@ gr_status gr_lm_task_eval_loss(gr_lm_task *t, gr_ctx *ctx, double *loss)
     for (int64_t w = 0; w < t->val_windows && !s; w += B) {
         int64_t b = t->val_windows - w < B ? t->val_windows - w : B;
         gr_ctx_reset(ctx);
-        gr_lm_outputs o;
+        gr_lm_outputs o = {.struct_size = sizeof(gr_lm_outputs)};
         int64_t tokens;
         s = forward_windows(t, ctx, t->val.ids + w * T, b, 0, 0, w, &o, &tokens);
         float v = 0;
@@ -402,7 +402,7 @@ static gr_status probe(gr_lm_task *t, gr_ctx *ctx, const char *prompt, const cha
         }
         in.ids = ids;
         in.labels = lab;
-        gr_lm_outputs o;
+        gr_lm_outputs o = {.struct_size = sizeof(gr_lm_outputs)};
         int was = gr_ctx_set_grad_enabled(ctx, 0);
         gr_ctx_reset(ctx);
         s = t->cfg.lm->forward(t->cfg.model, ctx, &in, &o);

@@ -10,11 +10,19 @@
  *      is smaller than the required part of that kind's interface.
  * Each refusal is one line naming the file and the reason.
  *
- * Rules of the ABI:
+ * Rules of the ABI (the ABI version lives here, GR_ABI_MAJOR.GR_ABI_MINOR, and nowhere else;
+ * graft.pc and graftConfig.cmake repeat the major):
  *  - Structs only ever grow at the end. A new field raises GR_ABI_MINOR; removing or
- *    reordering a field, or changing a meaning, raises GR_ABI_MAJOR.
+ *    reordering a field, or changing a meaning, raises GR_ABI_MAJOR. A plugin built against
+ *    any minor version of the host's major version loads.
  *  - Every interface struct starts with `uint32_t struct_size` (= sizeof as the plugin was
- *    compiled). The host reads no field past it; optional slots may be NULL.
+ *    compiled). The host reads no field past it. Slots are required up to the last one that
+ *    existed in x.0 of the major version (the registry refuses a NULL one); slots appended
+ *    later are optional: NULL, or beyond struct_size, means "not provided" and the host falls
+ *    back or reports GR_ERR_UNSUPPORTED.
+ *  - Structs passed *to* a plugin (options, inputs, specs) carry the host's struct_size: read
+ *    a field only when struct_size covers it. Structs a plugin *fills* (info, outputs) arrive
+ *    with struct_size set by the host to its size: write at most that many bytes.
  *  - Errors cross the ABI as a gr_status plus the message set with gr_fail(); a plugin never
  *    calls exit() or abort() on bad input.
  *  - Plugins link against libgraft and may call any function of the SDK headers. */
