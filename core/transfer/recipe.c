@@ -12,7 +12,6 @@
 #include "graft/transfer.h"
 #include "graft/weights.h"
 #include "run/runlog.h"
-#include "tensor/internal.h"
 #include "train/checkpoint.h"
 #include "train/engine_internal.h"
 #include "transfer/converter.h"
@@ -414,36 +413,3 @@ gr_status gr_transfer_check_surrogate(const gr_engine_model *sur, const gr_engin
     return GR_OK;
 }
 
-/* ------------------------------------------------------------- writable tensors ---- */
-
-gr_status gr_transfer_make_writable(gr_engine_model *m, const char *pattern, int *count)
-{
-    gr_ctx *ctx = gr_engine_model_ctx(m);
-    int n = 0;
-    gr_status s = GR_OK;
-    for (int i = 0; s == GR_OK && i < gr_engine_model_param_count(m); i++) {
-        const char *name;
-        gr_tensor *p = gr_engine_model_param(m, i, &name);
-        if (fnmatch(pattern, name, 0) != 0 || !p->priv || !p->priv->st || !p->priv->st->wrapped) continue;
-        /* an owned buffer with the same bytes; the mapping's storage goes with the temporary */
-        gr_tensor *tmp = gr_new(ctx, p->dtype, p->ndim, p->shape);
-        void *buf = malloc(gr_nbytes(p) + 1);
-        if (!tmp || !buf) { free(buf); return gr_ctx_status(ctx) != GR_OK ? gr_ctx_status(ctx) : gr_fail(GR_ERR_NOMEM, "out of memory"); }
-        s = gr_to_host(ctx, p, buf);
-        if (s == GR_OK) s = gr_upload(ctx, tmp, buf);
-        free(buf);
-        if (s != GR_OK) break;
-        gr_storage *old = p->priv->st;
-        size_t old_off = p->offset;
-        p->priv->st = tmp->priv->st;
-        p->buffer = tmp->buffer;
-        p->offset = tmp->offset;
-        tmp->priv->st = old;
-        tmp->buffer = old->buf;
-        tmp->offset = old_off;
-        gr_tensor_free(ctx, tmp);
-        n++;
-    }
-    if (count) *count = n;
-    return s == GR_OK ? s : gr_fail_context(s, "making %s writable", pattern);
-}

@@ -105,11 +105,8 @@ static gr_status run(gr_engine *e)
             snprintf(tpat[i], sizeof tpat[i], "language_model.*layers.%d.*", map->translators[i]);
             pat[np++] = tpat[i];
         }
-        /* LM weights are read-only mappings of the surrogate's file; the translator trains */
-        for (int i = 0; i < map->num_translators && i < 16; i++) {
-            s = gr_transfer_make_writable(sur, tpat[i], NULL);
-            if (s != GR_OK) { free(map); return s; }
-        }
+        /* LM weights are read-only mappings of the surrogate's file; making the translator
+         * trainable gives it a writable copy (copy-on-write in the core). */
         gr_stage_spec t = base;
         t.name = "translator";
         t.trainable = pat;

@@ -109,12 +109,6 @@ gr_status gr_transfer_compare_params(const gr_engine_model *a, const gr_engine_m
  * (train.* as for scratch); optional test evaluation; speed-up against strategy.NAME.compare. */
 gr_status gr_transfer_run_vpgtrans(gr_engine *e, const char *name);
 
-/* Gives every parameter matching `pattern` that still reads a weights file's read-only
- * mapping (zero-copy) a writable buffer of its own with the same bytes, so a stage can train
- * it (the surrogate's translator layer: LM weights are mapped, not copied). *count (may be
- * NULL) gets how many moved. */
-gr_status gr_transfer_make_writable(gr_engine_model *m, const char *pattern, int *count);
-
 /* ------------------------------------------------------------ surrogate grafting ---- */
 
 /* A surrogate directory's surrogate.json (written by `graft surrogate build`): surrogate layer
