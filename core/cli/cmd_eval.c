@@ -45,7 +45,6 @@ static int run_eval(int argc, char **argv)
     char key[64];
     snprintf(key, sizeof key, "data.%s", split);
     gr_status s = gr_engine_create_bare(cfg, be, &e);
-    if (s != GR_OK) gr_config_free(cfg);
     const char *path = "";
     if (s == GR_OK && (strcmp(split, "val") != 0 && strcmp(split, "test") != 0))
         s = gr_fail(GR_ERR_INVALID, "eval: --split must be val or test, not '%s'", split);

@@ -72,7 +72,6 @@ static int run_generate(int argc, char **argv)
     int h = 0, w = 0;
     gr_vlm_gen gen;
     gr_status s = gr_engine_create_bare(cfg, be, &e);
-    if (s != GR_OK) gr_config_free(cfg);
     if (s == GR_OK) s = gr_engine_open_model(e, "target", &m);
     if (s == GR_OK && ckpt) s = gr_engine_load_params(m, ckpt, "*", NULL);
     if (s == GR_OK) s = load_image(m, image, &px, &h, &w);

@@ -46,7 +46,6 @@ static int run_train(int argc, char **argv)
     gr_train_install_signal_handlers();
     gr_engine *e = NULL;
     gr_status s = gr_engine_create(cfg, be, resume ? resume : run_dir, resume != NULL, &e);
-    if (s != GR_OK) gr_config_free(cfg);
     if (s == GR_OK) s = gr_engine_run_strategy(e);
     gr_engine_free(e);
     gr_backend_close(be);

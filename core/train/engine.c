@@ -444,6 +444,7 @@ static gr_status make_task(gr_engine *e, gr_engine_model *m, const char *task, c
     memset(&tc, 0, sizeof tc);
     tc.vlm = m->vlm;
     tc.tok = m->tok;
+    tc.ctx = m->ctx;
     gr_status s = task_kind(task, &tc.kind);
     tc.train = train;
     tc.eval = ev;
@@ -823,7 +824,10 @@ gr_status gr_engine_event(gr_engine *e, const char *event, const char *message)
 gr_status gr_engine_create_bare(gr_config *cfg, gr_backend *backend, gr_engine **out)
 {
     gr_engine *e = calloc(1, sizeof *e);
-    if (!e) return gr_fail(GR_ERR_NOMEM, "out of memory");
+    if (!e) {
+        gr_config_free(cfg);
+        return gr_fail(GR_ERR_NOMEM, "out of memory");
+    }
     e->cfg = cfg;
     e->backend = backend;
     e->report = gr_report_new();

@@ -13,14 +13,14 @@ gr_status gr_engine_schema(void);
 
 /* A new run in run_dir (resume = 0) or the continuation of one (resume = 1: run_dir's
  * config.cfg is the configuration, its latest checkpoint the position). cfg is owned by the
- * engine afterwards. backend: opened by the caller, outlives the engine. */
+ * engine afterwards (freed on failure too). backend: opened by the caller, outlives the engine. */
 gr_status gr_engine_create(gr_config *cfg, gr_backend *backend, const char *run_dir, int resume,
                            gr_engine **out);
 /* Runs strategy.name's plugin, then writes report.json. */
 gr_status gr_engine_run_strategy(gr_engine *e);
 void gr_engine_free(gr_engine *e);
 
-/* For eval/generate: an engine without a run directory (nothing is logged). */
+/* For eval/generate: an engine without a run directory (nothing is logged); owns cfg. */
 gr_status gr_engine_create_bare(gr_config *cfg, gr_backend *backend, gr_engine **out);
 gr_vlm *gr_engine_model_vlm(gr_engine_model *m);
 const gr_tokenizer *gr_engine_model_tokenizer(const gr_engine_model *m);

@@ -14,6 +14,8 @@ struct gr_vlm_task {
     int64_t feat_n, feat_d;        /* encoder output rows and width (cache) */
     float **cache;                 /* per training-dataset sample, or NULL */
     float **eval_cache;
+    size_t *canon;                 /* training sample -> first sample of the same image */
+    int warmed;
     int blind;
     /* per-evaluation metric names live here */
 };
@@ -141,6 +143,34 @@ gr_status gr_vlm_generate(gr_vlm *vlm, gr_ctx *ctx, const gr_tokenizer *tok, con
 
 /* -------------------------------------------------------------------- task ---- */
 
+static const gr_dataset *sort_ds;
+static int by_image(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = strcmp(gr_dataset_sample(sort_ds, x)->image, gr_dataset_sample(sort_ds, y)->image);
+    return c ? c : (x < y ? -1 : x > y);
+}
+
+/* Samples that share an image (one per caption) share one cache entry. */
+static gr_status canon_images(gr_vlm_task *t)
+{
+    size_t n = gr_dataset_size(t->cfg.train);
+    size_t *idx = malloc(sizeof *idx * (n + 1));
+    t->canon = malloc(sizeof *t->canon * (n + 1));
+    if (!idx || !t->canon) { free(idx); return gr_fail(GR_ERR_NOMEM, "task: out of memory"); }
+    for (size_t i = 0; i < n; i++) idx[i] = i;
+    sort_ds = t->cfg.train;
+    qsort(idx, n, sizeof *idx, by_image);
+    for (size_t i = 0; i < n; i++) {
+        size_t first = (i > 0 && strcmp(gr_dataset_sample(t->cfg.train, idx[i])->image,
+                                         gr_dataset_sample(t->cfg.train, idx[i - 1])->image) == 0)
+                           ? t->canon[idx[i - 1]] : idx[i];
+        t->canon[idx[i]] = first;
+    }
+    free(idx);
+    return GR_OK;
+}
+
 gr_status gr_vlm_task_create(const gr_vlm_task_config *cfg, gr_vlm_task **out)
 {
     gr_vlm_task *t = calloc(1, sizeof *t);
@@ -167,6 +197,8 @@ gr_status gr_vlm_task_create(const gr_vlm_task_config *cfg, gr_vlm_task **out)
         }
         if (s == GR_OK && cfg->train && !(t->cache = calloc(gr_dataset_size(cfg->train), sizeof *t->cache)))
             s = gr_fail(GR_ERR_NOMEM, "task: out of memory");
+        if (s == GR_OK && cfg->train && !cfg->ctx) s = gr_fail(GR_ERR_INVALID, "task: feature cache without a context");
+        if (s == GR_OK && cfg->train) s = canon_images(t);
         if (s == GR_OK && cfg->eval && !(t->eval_cache = calloc(gr_dataset_size(cfg->eval), sizeof *t->eval_cache)))
             s = gr_fail(GR_ERR_NOMEM, "task: out of memory");
     }
@@ -182,6 +214,7 @@ void gr_vlm_task_free(gr_vlm_task *t)
     if (t->eval_cache) for (size_t i = 0; i < gr_dataset_size(t->cfg.eval); i++) free(t->eval_cache[i]);
     free(t->cache);
     free(t->eval_cache);
+    free(t->canon);
     free(t);
 }
 
@@ -213,11 +246,14 @@ static gr_status load_pixels(gr_vlm_task *t, const gr_dataset *ds, const size_t 
 
 /* Encoder features of samples (cached) into a host array [n, N, D]. */
 static gr_status cached_features(gr_vlm_task *t, gr_ctx *ctx, const gr_dataset *ds, float **cache,
-                                 const size_t *ids, int64_t n, float *dst)
+                                 const size_t *ids_in, int64_t n, float *dst)
 {
+    size_t ids[1];
     size_t per = (size_t)(t->feat_n * t->feat_d);
     size_t plane = (size_t)3 * (size_t)t->height * (size_t)t->width;
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t j = 0; j < n; j++) {
+        const int64_t i = 0;
+        ids[0] = (cache == t->cache && t->canon) ? t->canon[ids_in[j]] : ids_in[j];
         if (!cache[ids[i]]) {
             float *px = malloc(sizeof(float) * plane);
             float *f = malloc(sizeof(float) * per);
@@ -236,7 +272,7 @@ static gr_status cached_features(gr_vlm_task *t, gr_ctx *ctx, const gr_dataset *
             if (s != GR_OK) { free(f); return s; }
             cache[ids[i]] = f;
         }
-        memcpy(dst + per * (size_t)i, cache[ids[i]], sizeof(float) * per);
+        memcpy(dst + per * (size_t)j, cache[ids[i]], sizeof(float) * per);
     }
     return GR_OK;
 }
@@ -369,6 +405,19 @@ static gr_status task_batches(void *u, int64_t epoch, int64_t *count)
     gr_vlm_task *t = u;
     if (!t->cfg.train) return gr_fail(GR_ERR_INVALID, "task: no training dataset");
     size_t n = gr_dataset_size(t->cfg.train);
+    if (t->cache && !t->warmed) {
+        /* every image's features before the first step: step FLOPs then never include the
+         * frozen tower, whatever was cached before a resume */
+        float *tmp = malloc(sizeof(float) * (size_t)(t->feat_n * t->feat_d));
+        gr_status s = tmp ? GR_OK : gr_fail(GR_ERR_NOMEM, "task: out of memory");
+        for (size_t i = 0; s == GR_OK && i < n; i++) {
+            s = cached_features(t, t->cfg.ctx, t->cfg.train, t->cache, &i, 1, tmp);
+            gr_ctx_reset(t->cfg.ctx);
+        }
+        free(tmp);
+        if (s != GR_OK) return s;
+        t->warmed = 1;
+    }
     *count = (int64_t)((n + (size_t)t->cfg.batch_size - 1) / (size_t)t->cfg.batch_size);
     return GR_OK;
 }
@@ -430,6 +479,7 @@ gr_status gr_vlm_task_evaluate(gr_vlm_task *t, gr_ctx *ctx, gr_vlm_eval_out *out
     size_t *ids = calloc((size_t)t->cfg.eval_batch_size, sizeof *ids);
     size_t plane = (size_t)3 * (size_t)t->height * (size_t)t->width;
     size_t per = t->eval_cache ? (size_t)(t->feat_n * t->feat_d) : plane;
+    if (per < plane) per = plane; /* blind evaluations feed pixels even with a cache */
     float *host = malloc(sizeof(float) * per * (size_t)t->cfg.eval_batch_size);
     if (!preds || !prompts || !ids || !host) s = gr_fail(GR_ERR_NOMEM, "evaluation: out of memory");
     for (size_t lo = 0; s == GR_OK && lo < n; lo += (size_t)t->cfg.eval_batch_size) {

@@ -58,7 +58,10 @@ typedef struct gr_vlm_task_config {
     uint64_t seed;
     gr_image_preproc preproc;
     gr_image_augment augment;    /* training only */
-    int cache_features;          /* keep frozen-tower outputs on the host (needs no augment) */
+    int cache_features;          /* keep frozen-tower outputs on the host (needs no augment):
+                                    computed for every training image before the first step
+                                    (so step FLOPs do not depend on what is cached) */
+    gr_ctx *ctx;                 /* the model's context (feature cache warm-up) */
     const char *train_prompt;    /* template for VQA training input ("{}" = question) */
     int max_text_tokens;         /* truncation of training text (0: 64) */
     gr_vlm_gen gen;              /* evaluation generation */
