@@ -107,7 +107,8 @@ int gr_dist_abort(int code)
 {
     const char *m = gr_last_error();
     if (g_world > 1) {
-        fprintf(stderr, "graft: rank %d/%d: %s\n", g_rank, g_world, m && *m ? m : "failed");
+        fprintf(stderr, "graft: rank %d of %d failed (%s); ending the job on every rank\n", g_rank, g_world,
+                m && *m ? m : "see above");
         fflush(stderr);
 #ifdef GRAFT_HAVE_MPI
         MPI_Abort(MPI_COMM_WORLD, code ? code : 1);

@@ -52,7 +52,8 @@ int gr_dist_compiled(void);  /* 1 when built with MPI (GRAFT_MPI) */
 /* The launcher seen by gr_dist_init ("mpirun" or "" when none). */
 const char *gr_dist_launcher(void);
 
-/* Prints "graft: rank R/W: <message>" (the thread's last error) to stderr and ends the whole
+/* Prints "graft: rank R of W failed (<message>); ending the job on every rank" (the thread's
+ * last error) to stderr and ends the whole
  * job (MPI_Abort) so no rank waits forever on a dead peer. In a world of one it only prints
  * and returns `code`; with more ranks it does not return. */
 int gr_dist_abort(int code);
