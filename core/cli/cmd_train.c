@@ -64,11 +64,11 @@ static int train_main(int argc, char **argv)
     gr_engine_free(e);
     gr_backend_close(be);
     if (s == GR_ERR_INTERRUPTED) {
-        fprintf(stderr, "graft: %s\n", gr_last_error());
+        if (gr_dist_is_root()) fprintf(stderr, "graft: %s\n", gr_last_error());
         return 130;
     }
     if (s != GR_OK) return gr_cli_error();
-    fprintf(stderr, "graft: train: done (%s)\n", resume ? resume : run_dir);
+    if (gr_dist_is_root()) fprintf(stderr, "graft: train: done (%s)\n", resume ? resume : run_dir);
     return 0;
 }
 

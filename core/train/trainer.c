@@ -339,7 +339,7 @@ gr_status gr_trainer_run(gr_trainer *tr, gr_trainer_result *res)
 
     gr_progress_opts po = c->progress;
     po.total_steps = c->step_offset + total;
-    gr_progress *prog = gr_progress_new(&po);
+    gr_progress *prog = gr_dist_is_root() ? gr_progress_new(&po) : NULL; /* one display per job */
 
     if (!tr->restored && c->eval_at_start && tr->step == 0) {
         gr_ctx_reset(tr->ctx);
