@@ -6,7 +6,9 @@
 # Usage: kill_resume.sh GRAFT MAKE_TINY COMPARE_RUNS MPIRUN CONFIG WORKDIR
 set -eu
 GRAFT=$1; MAKE_TINY=$2; COMPARE=$3; MPIRUN=$4; CFG=$5; W=$6
+# OpenMPI as root (CI containers) and TCP over loopback only
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
 rm -rf "$W"; mkdir -p "$W"; cd "$W"
 "$GRAFT" synth --out tiny/world --size 100 --image-size 32 >/dev/null
 "$MAKE_TINY" tiny/world tiny/model >/dev/null
