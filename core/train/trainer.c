@@ -498,6 +498,14 @@ gr_status gr_trainer_run(gr_trainer *tr, gr_trainer_result *res)
     if (s == GR_OK && !res->last_checkpoint && tr->last_ckpt_step >= 0 && gr_dist_is_root())
         gr_checkpoint_latest(gr_runlog_dir(tr->log), &res->last_checkpoint);
     if (prog) gr_progress_end(prog);
+    if (tr->red) {
+        gr_dist_reducer_stats ds;
+        gr_dist_reducer_get_stats(tr->red, &ds);
+        if (ds.launched > 0)
+            gr_log(GR_LOG_INFO, "data parallel: %d ranks, %d buckets, %.1f MB of gradients a step, %.0f%% of buckets "
+                   "sent during backward", gr_dist_world(), ds.buckets, 4e-6 * (double)ds.floats,
+                   100.0 * (double)ds.early / (double)ds.launched);
+    }
     res->steps = tr->step;
     res->skipped = tr->skipped;
     res->epochs = (double)tr->epoch + (nb > 0 ? (double)tr->next_batch / (double)nb : 0.0);
