@@ -137,9 +137,19 @@ static size_t cpu_max_buffer_size(void *bctx)
 
 /* ---------------------------------------------------------------- matmul ---- */
 
+static void batch_task(void *arg, int64_t begin, int64_t end)
+{
+    const gr_matmul_args *a = arg;
+    const float *A = cpu_f32(a->a), *B = cpu_f32(a->b);
+    float *C = cpu_f32(a->c);
+    for (int64_t i = begin; i < end; i++)
+        cblas_sgemm(CblasRowMajor, a->trans_a ? CblasTrans : CblasNoTrans, a->trans_b ? CblasTrans : CblasNoTrans,
+                    (blasint)a->m, (blasint)a->n, (blasint)a->k, a->alpha, A + i * a->stride_a, (blasint)a->lda,
+                    B + i * a->stride_b, (blasint)a->ldb, a->beta, C + i * a->stride_c, (blasint)a->ldc);
+}
+
 static gr_status cpu_matmul(void *bctx, const gr_matmul_args *a)
 {
-    (void)bctx;
     if (a->a->dtype != GR_F32 || a->b->dtype != GR_F32 || a->c->dtype != GR_F32)
         return gr_fail(GR_ERR_INVALID, "cpu matmul: operands must be F32 (got %s, %s, %s)", gr_dtype_name(a->a->dtype),
                        gr_dtype_name(a->b->dtype), gr_dtype_name(a->c->dtype));
@@ -154,6 +164,19 @@ static gr_status cpu_matmul(void *bctx, const gr_matmul_args *a)
                     float *c = C + i * a->stride_c + r * a->ldc + j;
                     *c = a->beta == 0.0f ? 0.0f : a->beta * *c;
                 }
+        return GR_OK;
+    }
+    cpu_backend *b = bctx;
+    double per = (double)a->m * (double)a->n * (double)a->k;
+    if (a->batch >= b->threads && b->threads > 1 && per < (double)(1 << 24)) {
+        /* Many small products (attention's per-head q.k and p.v): one single-threaded sgemm per
+         * matrix, the matrices spread over the pool. A threaded OpenBLAS call this small spends
+         * much of its time handing out and joining work, and two threaded calls may not
+         * overlap (OpenBLAS serializes them), so the batch loop itself is what runs in parallel.
+         * OpenBLAS has one process-wide thread count: it is 1 only while the pool runs. */
+        openblas_set_num_threads(1);
+        cpu_pool_run(b->pool, a->batch, 1, batch_task, (void *)a);
+        openblas_set_num_threads(b->threads);
         return GR_OK;
     }
     for (int64_t i = 0; i < a->batch; i++)

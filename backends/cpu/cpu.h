@@ -19,6 +19,12 @@ typedef struct cpu_backend {
 static inline float *cpu_f32(const gr_tensor *t) { return (float *)((char *)t->buffer->ptr + t->offset); }
 static inline void *cpu_ptr(const gr_tensor *t) { return (char *)t->buffer->ptr + t->offset; }
 
+/* Vector helpers (cpu_exp.c): out[i] = scale * exp(x[i] - shift) (0 below e^-87.3; out may
+ * be x); the maximum of x[0..n) (n >= 1); the sum of x in double. */
+void cpu_exp_shift(float *out, const float *x, float shift, float scale, int64_t n);
+float cpu_max(const float *x, int64_t n);
+double cpu_sum_f64(const float *x, int64_t n);
+
 /* Kernels (cpu_kernels.c, cpu_rows.c). */
 gr_status cpu_fill(void *b, const gr_tensor *t, float value);
 gr_status cpu_binary(void *b, gr_binary_op op, const gr_tensor *out, const gr_tensor *x, const gr_tensor *y);

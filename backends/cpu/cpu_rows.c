@@ -204,14 +204,9 @@ static void softmax_task(void *arg, int64_t rb, int64_t re)
     for (int64_t r = rb; r < re; r++) {
         const float *x = j->x + r * d;
         float *o = j->out + r * d;
-        float mx = x[0];
-        for (int64_t i = 1; i < d; i++) mx = x[i] > mx ? x[i] : mx;
-        double s = 0;
-        for (int64_t i = 0; i < d; i++) {
-            o[i] = expf(x[i] - mx);
-            s += o[i];
-        }
-        float inv = (float)(1.0 / s);
+        float mx = cpu_max(x, d);
+        cpu_exp_shift(o, x, mx, 1.0f, d);
+        float inv = (float)(1.0 / cpu_sum_f64(o, d));
         for (int64_t i = 0; i < d; i++) o[i] *= inv;
     }
 }
@@ -304,11 +299,14 @@ typedef struct {
 
 static double row_lse(const float *x, int64_t v, float *mx_out)
 {
-    float mx = x[0];
-    for (int64_t i = 1; i < v; i++) mx = x[i] > mx ? x[i] : mx;
-    /* expf of a non-positive argument is accurate to an ulp; the sum is kept in double. */
+    float mx = cpu_max(x, v), buf[1024];
+    /* exp of a non-positive argument, accurate to an ulp or two; the sum is kept in double. */
     double s = 0;
-    for (int64_t i = 0; i < v; i++) s += expf(x[i] - mx);
+    for (int64_t i = 0; i < v; i += 1024) {
+        int64_t n = v - i < 1024 ? v - i : 1024;
+        cpu_exp_shift(buf, x + i, mx, 1.0f, n);
+        s += cpu_sum_f64(buf, n);
+    }
     *mx_out = mx;
     return s;
 }
@@ -341,7 +339,7 @@ static void ce_bwd_task(void *arg, int64_t rb, int64_t re)
         float mx;
         double s = row_lse(x, j->v, &mx);
         float k = (float)((double)j->scale / s);
-        for (int64_t i = 0; i < j->v; i++) d[i] = k * expf(x[i] - mx);
+        cpu_exp_shift(d, x, mx, k, j->v);
         d[j->lab[r]] -= j->scale;
     }
 }

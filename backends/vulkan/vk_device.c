@@ -240,6 +240,12 @@ gr_status vk_device_create(const gr_backend_options *opt, vk_ctx **out)
     c->feat.int64 = f2.features.shaderInt64;
     c->feat.subgroup_size = (int)sg.subgroupSize;
     c->feat.coopmat_ext = has_extension(c->pdev, "VK_KHR_cooperative_matrix");
+    c->feat.subgroup_shuffle = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                               (sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
+    VkFormatProperties fp;
+    vkGetPhysicalDeviceFormatProperties(c->pdev, VK_FORMAT_R32G32B32A32_SFLOAT, &fp);
+    c->feat.texel_rgba32f = (fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
+    c->feat.cpu = c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
 
     /* Enable only the features the shaders use (16/8-bit storage, float64 accumulation). */
     VkPhysicalDevice16BitStorageFeatures en16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
@@ -304,6 +310,7 @@ gr_status vk_describe(void *bctx, char *buf, size_t cap)
              "push constants %u B, shared memory %u KiB, workgroup <= %u invocations\n"
              "features: fp16 storage %s, fp16 arithmetic %s, int8 storage %s, fp64 %s (sum_squares "
              "accumulates in %s), int64 %s, subgroup size %d, cooperative matrix %s\n"
+             "matmul: subgroup kernel %llu calls (%s), tiled kernel %llu calls\n"
              "memory: device-local %s host-visible; %llu MiB blocks\n"
              "shaders: %d compiled, %d from the SPIR-V cache (%s)%s\n"
              "debug_check: %s",
@@ -318,7 +325,10 @@ gr_status vk_describe(void *bctx, char *buf, size_t cap)
              c->feat.int8_storage ? "yes" : "no", c->feat.fp64 ? "yes" : "no",
              c->feat.fp64 ? "double" : "float", c->feat.int64 ? "yes" : "no", c->feat.subgroup_size,
              c->feat.coopmat_ext ? "advertised (not used: the shader compiler lacks it)" : "no",
-             c->dev_is_host ? "is" : "is not", (unsigned long long)(c->block_size >> 20),
+             (unsigned long long)c->mm_subgroup,
+             c->feat.cpu && c->feat.subgroup_shuffle && c->feat.texel_rgba32f ? "CPU device: texel-buffer operands"
+                                                                            : "not used on this device",
+             (unsigned long long)c->mm_tiled, c->dev_is_host ? "is" : "is not", (unsigned long long)(c->block_size >> 20),
              c->shaders_compiled, c->shaders_cached, c->cache_dir ? c->cache_dir : "no cache",
              c->shader_dir ? ", sources from GRAFT_VULKAN_SHADER_DIR" : "",
              c->debug_check ? "on (every op recomputed on the host)" : "off");

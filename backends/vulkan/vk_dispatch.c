@@ -54,6 +54,8 @@ static gr_status frame_retire(vk_ctx *c, vk_frame *f)
     f->staging_used = 0;
     for (int i = 0; i < f->ndeferred; i++) vk_buffer_free(c, f->deferred[i]);
     f->ndeferred = 0;
+    for (int i = 0; i < f->nviews; i++) vkDestroyBufferView(c->dev, f->views[i], NULL);
+    f->nviews = 0;
     return GR_OK;
 }
 
@@ -69,6 +71,7 @@ void vk_frames_destroy(vk_ctx *c)
         for (int j = 0; j < f->npools; j++) vkDestroyDescriptorPool(c->dev, f->pools[j], NULL);
         free(f->pools);
         free(f->deferred);
+        free(f->views);
     }
     if (c->cmdpool) vkDestroyCommandPool(c->dev, c->cmdpool, NULL);
     free(c->reads);
@@ -145,13 +148,14 @@ void vk_hazard(vk_ctx *c, VkCommandBuffer cmd, const vk_bind *binds, int n)
     }
 }
 
-static gr_status alloc_set(vk_ctx *c, vk_frame *f, int nbind, VkDescriptorSet *set)
+static gr_status alloc_set(vk_ctx *c, vk_frame *f, VkDescriptorSetLayout dsl, VkDescriptorSet *set)
 {
     for (;;) {
         if (f->cur_pool == f->npools) {
-            VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, VK_POOL_SETS * VK_MAX_BINDINGS};
+            VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, VK_POOL_SETS * VK_MAX_BINDINGS},
+                                          {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, VK_POOL_SETS * 2}};
             VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-                                             .maxSets = VK_POOL_SETS, .poolSizeCount = 1, .pPoolSizes = &ps};
+                                             .maxSets = VK_POOL_SETS, .poolSizeCount = 2, .pPoolSizes = ps};
             VkDescriptorPool *np = realloc(f->pools, (size_t)(f->npools + 1) * sizeof *np);
             if (!np) return gr_fail(GR_ERR_NOMEM, "vulkan: out of memory");
             f->pools = np;
@@ -161,7 +165,7 @@ static gr_status alloc_set(vk_ctx *c, vk_frame *f, int nbind, VkDescriptorSet *s
         }
         VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
                                           .descriptorPool = f->pools[f->cur_pool], .descriptorSetCount = 1,
-                                          .pSetLayouts = &c->dsl[nbind]};
+                                          .pSetLayouts = &dsl};
         VkResult r = vkAllocateDescriptorSets(c->dev, &ai, set);
         if (r == VK_SUCCESS) return GR_OK;
         if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL)
@@ -181,21 +185,41 @@ gr_status vk_dispatch3(vk_ctx *c, vk_pipeline *p, const vk_bind *binds, int nbin
     if (s != GR_OK) return s;
     vk_frame *f = &c->frames[c->cur];
     VkDescriptorSet set;
-    if ((s = alloc_set(c, f, nbind, &set)) != GR_OK) return s;
+    if ((s = alloc_set(c, f, p->dsl, &set)) != GR_OK) return s;
     VkDescriptorBufferInfo bi[VK_MAX_BINDINGS];
     VkWriteDescriptorSet w[VK_MAX_BINDINGS];
+    VkBufferView views[VK_MAX_BINDINGS];
+    if (p->texel_mask && f->nviews + nbind > f->capviews) {
+        int cap = f->capviews ? f->capviews * 2 : 256;
+        VkBufferView *nv = realloc(f->views, (size_t)cap * sizeof *nv);
+        if (!nv) return gr_fail(GR_ERR_NOMEM, "vulkan: out of memory");
+        f->views = nv;
+        f->capviews = cap;
+    }
     for (int i = 0; i < nbind; i++) {
         const gr_buffer *b = binds[i].buf;
         bi[i] = (VkDescriptorBufferInfo){b->block->buf, b->off + binds[i].lo, binds[i].hi - binds[i].lo};
         w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set,
                                       .dstBinding = (uint32_t)i, .descriptorCount = 1,
                                       .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = &bi[i]};
+        if ((p->texel_mask >> i) & 1) {
+            /* The view lives until the batch has completed (frame_retire). */
+            VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                         .buffer = bi[i].buffer, .format = VK_FORMAT_R32G32B32A32_SFLOAT,
+                                         .offset = bi[i].offset, .range = bi[i].range};
+            VkResult r = vkCreateBufferView(c->dev, &vi, NULL, &views[i]);
+            if (r != VK_SUCCESS) return gr_fail(GR_ERR_BACKEND, "vulkan: %s: buffer view: %s", p->key, vk_result_str(r));
+            f->views[f->nviews++] = views[i];
+            w[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+            w[i].pBufferInfo = NULL;
+            w[i].pTexelBufferView = &views[i];
+        }
     }
     vkUpdateDescriptorSets(c->dev, (uint32_t)nbind, w, 0, NULL);
     vk_hazard(c, cmd, binds, nbind);
     vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipe);
-    vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->layout[nbind], 0, 1, &set, 0, NULL);
-    if (npush > 0) vkCmdPushConstants(cmd, c->layout[nbind], VK_SHADER_STAGE_COMPUTE_BIT, 0, (uint32_t)npush * 4, push);
+    vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
+    if (npush > 0) vkCmdPushConstants(cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, (uint32_t)npush * 4, push);
     vkCmdDispatch(cmd, gx, gy, gz);
     c->dispatches++;
     if (++f->ndispatch >= VK_BATCH_DISPATCHES) return vk_submit(c);

@@ -54,7 +54,10 @@ struct gr_buffer {
 typedef struct vk_pipeline {
     char *key;
     VkPipeline pipe;
+    VkPipelineLayout layout;
+    VkDescriptorSetLayout dsl;
     int nbind;
+    uint32_t texel_mask;   /* bit i: binding i is an RGBA32F uniform texel buffer */
     uint32_t local_size;   /* workgroup size (x) */
 } vk_pipeline;
 
@@ -64,6 +67,15 @@ typedef struct vk_bind {
     VkDeviceSize lo, hi;
     int write;
 } vk_bind;
+
+/* A descriptor-set layout for bindings that are not all storage buffers. */
+typedef struct vk_layout {
+    int nbind;
+    uint32_t texel_mask;
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout layout;
+} vk_layout;
+#define VK_MAX_LAYOUTS 8
 
 typedef struct vk_span { uint64_t id; VkDeviceSize lo, hi; } vk_span;
 
@@ -78,11 +90,16 @@ typedef struct vk_frame {
     VkDeviceSize staging_used;
     gr_buffer **deferred;  /* temporaries freed when the batch completes */
     int ndeferred, capdeferred;
+    VkBufferView *views;   /* texel-buffer views of this batch's dispatches */
+    int nviews, capviews;
 } vk_frame;
 
 typedef struct vk_features {
     int fp16_storage, int8_storage, fp16_arith, fp64, int64, subgroup_size;
     int coopmat_ext;       /* VK_KHR_cooperative_matrix advertised (not used: see docs) */
+    int subgroup_shuffle;  /* subgroup shuffles in compute shaders */
+    int texel_rgba32f;     /* RGBA32F uniform texel buffers (the subgroup matmul reads through them) */
+    int cpu;               /* the device is a CPU (lavapipe, SwiftShader): per-invocation loads are dear */
 } vk_features;
 
 typedef struct vk_ctx {
@@ -113,10 +130,13 @@ typedef struct vk_ctx {
     vk_span *reads, *writes;        /* accessed since the last barrier */
     int nreads, nwrites, capreads, capwrites;
     uint64_t barriers, dispatches, submits;
+    uint64_t mm_subgroup, mm_tiled;  /* matmul calls per kernel (describe) */
 
     /* pipelines */
     VkDescriptorSetLayout dsl[VK_MAX_BINDINGS + 1];
     VkPipelineLayout layout[VK_MAX_BINDINGS + 1];
+    vk_layout layouts[VK_MAX_LAYOUTS];
+    int nlayouts;
     VkPipelineCache pcache;
     vk_pipeline **pipes;
     int npipes, cappipes;
@@ -157,6 +177,10 @@ size_t vk_max_buffer_size(void *bctx);
  * specialization constants spec[0..nspec) (constant_id 0 is the workgroup size). */
 gr_status vk_pipeline_get(vk_ctx *c, const char *name, const char *defines, const uint32_t *spec,
                           int nspec, int nbind, vk_pipeline **out);
+/* The same with bindings whose bit is set in texel_mask bound as RGBA32F uniform texel buffers
+ * (their vk_bind window must then be 16-byte sized and aligned to minTexelBufferOffsetAlignment). */
+gr_status vk_pipeline_get_texel(vk_ctx *c, const char *name, const char *defines, const uint32_t *spec,
+                                int nspec, int nbind, uint32_t texel_mask, vk_pipeline **out);
 gr_status vk_pipelines_init(vk_ctx *c);
 gr_status vk_cache_dir_init(vk_ctx *c, const char *want);
 void vk_pipelines_destroy(vk_ctx *c);

@@ -352,6 +352,10 @@ void vk_pipelines_destroy(vk_ctx *c)
     }
     free(c->pipes);
     if (c->pcache) vkDestroyPipelineCache(c->dev, c->pcache, NULL);
+    for (int i = 0; i < c->nlayouts; i++) {
+        vkDestroyPipelineLayout(c->dev, c->layouts[i].layout, NULL);
+        vkDestroyDescriptorSetLayout(c->dev, c->layouts[i].dsl, NULL);
+    }
     for (int n = 1; n <= VK_MAX_BINDINGS; n++) {
         if (c->layout[n]) vkDestroyPipelineLayout(c->dev, c->layout[n], NULL);
         if (c->dsl[n]) vkDestroyDescriptorSetLayout(c->dev, c->dsl[n], NULL);
@@ -361,11 +365,59 @@ void vk_pipelines_destroy(vk_ctx *c)
     free(c->cache_dir);
 }
 
+static gr_status layout_get(vk_ctx *c, int nbind, uint32_t texel_mask, VkDescriptorSetLayout *dsl,
+                            VkPipelineLayout *layout)
+{
+    if (!texel_mask) {
+        *dsl = c->dsl[nbind];
+        *layout = c->layout[nbind];
+        return GR_OK;
+    }
+    for (int i = 0; i < c->nlayouts; i++)
+        if (c->layouts[i].nbind == nbind && c->layouts[i].texel_mask == texel_mask) {
+            *dsl = c->layouts[i].dsl;
+            *layout = c->layouts[i].layout;
+            return GR_OK;
+        }
+    if (c->nlayouts == VK_MAX_LAYOUTS) return gr_fail(GR_ERR_INVALID, "vulkan: too many descriptor layouts");
+    vk_layout *l = &c->layouts[c->nlayouts];
+    VkDescriptorSetLayoutBinding b[VK_MAX_BINDINGS];
+    for (int i = 0; i < nbind; i++)
+        b[i] = (VkDescriptorSetLayoutBinding){(uint32_t)i, (texel_mask >> i) & 1 ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                                                                 : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                              1, VK_SHADER_STAGE_COMPUTE_BIT, NULL};
+    VkDescriptorSetLayoutCreateInfo li = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                          .bindingCount = (uint32_t)nbind, .pBindings = b};
+    VkResult r = vkCreateDescriptorSetLayout(c->dev, &li, NULL, &l->dsl);
+    if (r != VK_SUCCESS) return gr_fail(GR_ERR_BACKEND, "vulkan: descriptor set layout: %s", vk_result_str(r));
+    VkPushConstantRange pr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, VK_PUSH_WORDS * 4};
+    VkPipelineLayoutCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                     .setLayoutCount = 1, .pSetLayouts = &l->dsl,
+                                     .pushConstantRangeCount = 1, .pPushConstantRanges = &pr};
+    r = vkCreatePipelineLayout(c->dev, &pi, NULL, &l->layout);
+    if (r != VK_SUCCESS) {
+        vkDestroyDescriptorSetLayout(c->dev, l->dsl, NULL);
+        return gr_fail(GR_ERR_BACKEND, "vulkan: pipeline layout: %s", vk_result_str(r));
+    }
+    l->nbind = nbind;
+    l->texel_mask = texel_mask;
+    c->nlayouts++;
+    *dsl = l->dsl;
+    *layout = l->layout;
+    return GR_OK;
+}
+
 gr_status vk_pipeline_get(vk_ctx *c, const char *name, const char *defines, const uint32_t *spec,
                           int nspec, int nbind, vk_pipeline **out)
 {
+    return vk_pipeline_get_texel(c, name, defines, spec, nspec, nbind, 0, out);
+}
+
+gr_status vk_pipeline_get_texel(vk_ctx *c, const char *name, const char *defines, const uint32_t *spec,
+                                int nspec, int nbind, uint32_t texel_mask, vk_pipeline **out)
+{
     char key[512];
-    int kn = snprintf(key, sizeof key, "%s|%s|%d", name, defines, nbind);
+    int kn = snprintf(key, sizeof key, "%s|%s|%d|%x", name, defines, nbind, texel_mask);
     for (int i = 0; i < nspec && kn < (int)sizeof key; i++)
         kn += snprintf(key + kn, sizeof key - (size_t)kn, "|%u", spec[i]);
     for (int i = 0; i < c->npipes; i++)
@@ -373,8 +425,12 @@ gr_status vk_pipeline_get(vk_ctx *c, const char *name, const char *defines, cons
             *out = c->pipes[i];
             return GR_OK;
         }
-    if (nbind < 1 || nbind > VK_MAX_BINDINGS || nspec > 8)
+    if (nbind < 1 || nbind > VK_MAX_BINDINGS || nspec > 8 || (texel_mask >> nbind))
         return gr_fail(GR_ERR_INVALID, "vulkan: %s: bad pipeline request", name);
+    VkDescriptorSetLayout dsl = VK_NULL_HANDLE;
+    VkPipelineLayout layout = VK_NULL_HANDLE;
+    gr_status ls = layout_get(c, nbind, texel_mask, &dsl, &layout);
+    if (ls != GR_OK) return ls;
 
     uint32_t *spv = NULL;
     size_t bytes = 0;
@@ -394,7 +450,7 @@ gr_status vk_pipeline_get(vk_ctx *c, const char *name, const char *defines, cons
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT, .module = mod, .pName = "main",
                   .pSpecializationInfo = nspec ? &si : NULL},
-        .layout = c->layout[nbind]};
+        .layout = layout};
     vk_pipeline *p = calloc(1, sizeof *p);
     if (!p) {
         vkDestroyShaderModule(c->dev, mod, NULL);
@@ -408,6 +464,9 @@ gr_status vk_pipeline_get(vk_ctx *c, const char *name, const char *defines, cons
     }
     p->key = strdup(key);
     p->nbind = nbind;
+    p->texel_mask = texel_mask;
+    p->layout = layout;
+    p->dsl = dsl;
     p->local_size = nspec ? spec[0] : 1;
     if (c->npipes == c->cappipes) {
         int cap = c->cappipes ? c->cappipes * 2 : 32;

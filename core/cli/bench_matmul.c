@@ -12,11 +12,24 @@
 
 typedef struct { const char *what; int ta, tb; int64_t m, n, k; float beta; } mm_case;
 
-static double now(void)
+double gr_bench_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double gr_bench_median(double *v, int n)
+{
+    if (n <= 0) return 0;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 typedef struct {
@@ -41,8 +54,7 @@ static void run_sgemm(operands *o, const mm_case *mc)
 
 /* Seconds per call: one warm-up, then calls until min_time has passed (at least 3 calls,
  * 1 when min_time is 0). */
-static double min_time = 0.25;
-static gr_status time_calls(operands *o, const mm_case *mc, int backend, double *sec)
+static gr_status time_calls(operands *o, const mm_case *mc, int backend, double min_time, double *sec)
 {
     const gr_backend *be = o->be;
     gr_status s = GR_OK;
@@ -50,13 +62,13 @@ static gr_status time_calls(operands *o, const mm_case *mc, int backend, double 
     if (backend) s = run_backend(o, mc);
     else run_sgemm(o, mc);
     if (s == GR_OK && backend) s = be->iface->synchronize(be->ctx);
-    double t0 = now(), t = t0;
+    double t0 = gr_bench_now(), t = t0;
     while (s == GR_OK && (iters < (min_time > 0 ? 3 : 1) || t - t0 < min_time)) {
         if (backend) s = run_backend(o, mc);
         else run_sgemm(o, mc);
         iters++;
         if (backend && s == GR_OK) s = be->iface->synchronize(be->ctx);
-        t = now();
+        t = gr_bench_now();
     }
     *sec = (t - t0) / iters;
     return s;
@@ -74,37 +86,18 @@ static gr_status make(const gr_backend *be, gr_tensor *t, float **host, int64_t 
     return s;
 }
 
-int gr_bench_matmul(const gr_bench_env *env, int argc, char **argv)
+gr_status gr_bench_matmul_measure(const gr_backend *be, int threads, double min_time, int print,
+                                  double *g_backend, double *g_sgemm)
 {
-    for (int i = 1; i < argc; i++) {
-        char *end = NULL;
-        if (strcmp(argv[i], "--min-time") == 0 && i + 1 < argc) {
-            min_time = strtod(argv[++i], &end);
-            if (*end || !(min_time >= 0) || min_time > 60) {
-                fprintf(stderr, "graft: bench matmul: --min-time '%s' is not seconds in [0, 60]\n", argv[i]);
-                return 2;
-            }
-            continue;
-        }
-        fprintf(stderr, "graft: bench matmul: unexpected argument '%s'\n", argv[i]);
-        return 2;
-    }
-    const gr_backend *be = env->backend;
-    int threads = env->threads;
     if (threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
     }
+    /* The backend may have set the same count; plain sgemm gets it too, for a fair ceiling. */
     openblas_set_num_threads(threads);
     const int64_t rows = 384;
     const int64_t dims[3][2] = {{768, 768}, {768, 3072}, {3072, 768}}; /* weight [in -> out] */
-    char info[512] = "";
-    be->iface->describe(be->ctx, info, sizeof info);
-    for (char *p = info; *p; p++)
-        if (*p == '\n') *p = ' ';
-    printf("backend %s (%s), sgemm on %d OpenBLAS threads, %lld rows\n", env->backend_name, info, threads,
-           (long long)rows);
-    printf("%-12s %-16s %10s %10s %7s\n", "weight", "product", "backend", "sgemm", "ratio");
+    if (print) printf("%-12s %-16s %10s %10s %7s\n", "weight", "product", "backend", "sgemm", "ratio");
     double flops_total = 0, t_backend = 0, t_sgemm = 0;
     gr_status s = GR_OK;
     for (int d = 0; d < 3 && s == GR_OK; d++) {
@@ -124,13 +117,13 @@ int gr_bench_matmul(const gr_bench_env *env, int argc, char **argv)
             if (s == GR_OK) s = make(be, &o.b, &o.hb, br, bcn, &bb);
             if (s == GR_OK) s = make(be, &o.c, &o.hc, mc->m, mc->n, &bc);
             double tb = 0, ts = 0;
-            if (s == GR_OK) s = time_calls(&o, mc, 1, &tb);
-            if (s == GR_OK) s = time_calls(&o, mc, 0, &ts);
+            if (s == GR_OK) s = time_calls(&o, mc, 1, min_time, &tb);
+            if (s == GR_OK) s = time_calls(&o, mc, 0, min_time, &ts);
             if (s == GR_OK) {
                 double fl = 2.0 * (double)mc->m * (double)mc->n * (double)mc->k;
                 char wname[32];
                 snprintf(wname, sizeof wname, "%lldx%lld", (long long)in, (long long)out);
-                printf("%-12s %-16s %10.1f %10.1f %7.2f\n", wname, mc->what, fl / tb * 1e-9, fl / ts * 1e-9, ts / tb);
+                if (print) printf("%-12s %-16s %10.1f %10.1f %7.2f\n", wname, mc->what, fl / tb * 1e-9, fl / ts * 1e-9, ts / tb);
                 flops_total += fl;
                 t_backend += tb;
                 t_sgemm += ts;
@@ -143,11 +136,44 @@ int gr_bench_matmul(const gr_bench_env *env, int argc, char **argv)
             free(o.hc);
         }
     }
-    if (s != GR_OK) {
+    if (s != GR_OK) return s;
+    *g_backend = flops_total / t_backend * 1e-9;
+    *g_sgemm = flops_total / t_sgemm * 1e-9;
+    return GR_OK;
+}
+
+int gr_bench_matmul(const gr_bench_env *env, int argc, char **argv)
+{
+    double min_time = 0.25;
+    for (int i = 1; i < argc; i++) {
+        char *end = NULL;
+        if (strcmp(argv[i], "--min-time") == 0 && i + 1 < argc) {
+            min_time = strtod(argv[++i], &end);
+            if (*end || !(min_time >= 0) || min_time > 60) {
+                fprintf(stderr, "graft: bench matmul: --min-time '%s' is not seconds in [0, 60]\n", argv[i]);
+                return 2;
+            }
+            continue;
+        }
+        fprintf(stderr, "graft: bench matmul: unexpected argument '%s'\n", argv[i]);
+        return 2;
+    }
+    const gr_backend *be = env->backend;
+    char info[512] = "";
+    be->iface->describe(be->ctx, info, sizeof info);
+    for (char *p = info; *p; p++)
+        if (*p == '\n') *p = ' ';
+    int threads = env->threads;
+    if (threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (int)n : 1;
+    }
+    printf("backend %s (%s), sgemm on %d OpenBLAS threads, 384 rows\n", env->backend_name, info, threads);
+    double g, c;
+    if (gr_bench_matmul_measure(be, threads, min_time, 1, &g, &c) != GR_OK) {
         fprintf(stderr, "graft: bench matmul: %s\n", gr_last_error());
         return 1;
     }
-    double g = flops_total / t_backend * 1e-9, c = flops_total / t_sgemm * 1e-9;
     printf("bench matmul: %.1f GFLOP/s, %.1f GFLOP/s sgemm, %.2f ratio\n", g, c, g / c);
     return 0;
 }

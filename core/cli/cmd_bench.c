@@ -10,6 +10,8 @@
 
 static const gr_bench benches[] = {
     {"matmul", "backend matmul vs plain cblas_sgemm on OPT-125M layer shapes", gr_bench_matmul},
+    {"step", "frozen-LM VPG training step on an OPT-125M-shaped model vs the sgemm ceiling", gr_bench_step},
+    {"memory", "peak RSS of a Llama-7B-shaped BF16 forward vs the checkpoint size", gr_bench_memory},
 };
 
 extern const gr_command gr_cmd_bench;
@@ -68,8 +70,13 @@ static int run_bench(int argc, char **argv)
 }
 
 const gr_command gr_cmd_bench = {
-    "bench", run_bench, "measure kernel speed (bench matmul: backend matmul vs plain sgemm)",
-    "usage: graft bench matmul [--backend NAME] [--threads N] [--min-time SEC] [-c FILE] [-s KEY=VALUE]...\n\n"
+    "bench", run_bench, "measure speed and memory (bench matmul | step | memory)",
+    "usage: graft bench matmul [--backend NAME] [--threads N] [--min-time SEC] [-c FILE] [-s KEY=VALUE]...\n"
+    "       graft bench step [--backend NAME] [--threads N] [--profile] [--steps N] [--warmup N] [--keep DIR]\n"
+    "                        [--dir PARENT] [--dtype F32|F16|BF16] [--min-time SEC] [--layers N] [--hidden N]\n"
+    "                        [--heads N] [--ffn N] [--vocab N] [--batch N] [--prefix N] [--seq N]\n"
+    "       graft bench memory [--backend NAME] [--threads N] [--dir PARENT] [--limit R] [--tokens N]\n"
+    "                          [--dtype BF16] [--layers N] [--hidden N] [--heads N] [--ffn N] [--vocab N]\n\n"
     "matmul: GFLOP/s of the backend's matmul on the shapes of an OPT-125M layer (768x768,\n"
     "768x3072, 3072x768 weights against 384 rows) in the three orientations a training step\n"
     "uses (forward x W^T, dX = dY W, dW = dY^T X), beside a plain cblas_sgemm of the same shapes\n"
@@ -77,5 +84,21 @@ const gr_command gr_cmd_bench = {
     "  bench matmul: G GFLOP/s, C GFLOP/s sgemm, R ratio\n"
     "with totals over all shapes (total flops / total time). --threads defaults to\n"
     "backend.threads (0 = all cores). Each product is timed for at least --min-time seconds\n"
-    "(default 0.25; 0 = one call, for tests).\n",
+    "(default 0.25; 0 = one call, for tests).\n\n"
+    "step: the frozen-LM VPG training step on an OPT-125M-shaped LM (12 layers, hidden 768, 12 heads,\n"
+    "ffn 3072, vocab 50272; random weights written as a HF directory in a temporary directory under\n"
+    "--dir, default $TMPDIR or /tmp, and loaded through the opt plugin): batch 4 x (32 soft-prompt\n"
+    "vectors + 64 text tokens), HF's causal loss on the text, gradient to the soft prompt only.\n"
+    "Prints the step times (median of --steps, default 5, after --warmup 1), tokens/s, GFLOP/s (matmul\n"
+    "FLOPs from gr_ctx_flops) and the ratio to the sgemm ceiling (bench matmul's plain cblas_sgemm figure,\n"
+    "measured in the same process before and after the steps; the higher is used). --profile adds\n"
+    "per-kernel times. --keep DIR writes the model and inputs.safetensors to DIR and keeps them\n"
+    "(tests/bench/torch_step.py runs the identical step from them). The last line is\n"
+    "  bench step: G GFLOP/s, P% of sgemm ceiling\n\n"
+    "memory: writes a Llama-7B-shaped BF16 checkpoint (32 layers, hidden 4096, ffn 11008, 32 heads,\n"
+    "vocab 32000, ~13.5 GB; fewer layers if the file system under --dir lacks room, said in the output),\n"
+    "runs the forward of one sequence of --tokens (16) without gradients and reports the peak RSS of\n"
+    "opening + forward against the file size, then deletes the checkpoint. Fails when the ratio reaches\n"
+    "--limit (1.2). The last line is\n"
+    "  bench memory: peak RSS X GB, R x file size (limit L)\n",
 };

@@ -350,8 +350,11 @@ gr_status gr_pretok_apply(const gr_pretok *p, const gr_strlist *in, gr_strlist *
             break;
         }
         case PRE_METASPACE: {
+            /* as HF: spaces are replaced first, then the prefix is added unless the replaced
+             * text already starts with it (so " x" gives "▁x", not "▁▁x") */
             int prepend = p->prepend_scheme == PREPEND_ALWAYS || (p->prepend_scheme == PREPEND_FIRST && first_segment && i == 0);
-            if (prepend && !(n >= p->repl_len && memcmp(s, p->repl, p->repl_len) == 0)) gr_buf_put(&tmp, p->repl, p->repl_len);
+            int starts = (n >= 1 && s[0] == ' ') || (n >= p->repl_len && memcmp(s, p->repl, p->repl_len) == 0);
+            if (prepend && !starts) gr_buf_put(&tmp, p->repl, p->repl_len);
             size_t run = 0;
             for (size_t k = 0; k < n; k++)
                 if (s[k] == ' ') { gr_buf_put(&tmp, s + run, k - run); gr_buf_put(&tmp, p->repl, p->repl_len); run = k + 1; }

@@ -288,8 +288,11 @@ gr_status gr_tokenizer_new(gr_tok_model_kind kind, int byte_level, gr_tokenizer 
         if (st) { gr_tokenizer_free(t); return st; }
     } else {
         /* Metaspace pipeline: "▁" for spaces, prepended once; decoder undoes it. */
+        /* Decoder: Llama's chain (Replace "▁" -> " ", ByteFallback, Fuse, Strip one leading
+         * space), so <0xXX> pieces decode to their bytes in graft and in HF alike (a lone
+         * Metaspace decoder would print them as "<0xXX>" text). */
         t->pres = calloc(1, sizeof *t->pres);
-        t->decs = calloc(1, sizeof *t->decs);
+        t->decs = calloc(4, sizeof *t->decs);
         if (!t->pres || !t->decs) { gr_tokenizer_free(t); return gr_fail(GR_ERR_NOMEM, "tokenizer: out of memory"); }
         t->pres[0].kind = PRE_METASPACE;
         t->pres[0].repl = strdup("\xE2\x96\x81");
@@ -297,13 +300,19 @@ gr_status gr_tokenizer_new(gr_tok_model_kind kind, int byte_level, gr_tokenizer 
         t->pres[0].prepend_scheme = PREPEND_ALWAYS;
         t->pres[0].split = 1;
         t->n_pres = 1;
-        t->decs[0].kind = DEC_METASPACE;
+        t->decs[0].kind = DEC_REPLACE;
         t->decs[0].a = strdup("\xE2\x96\x81");
         t->decs[0].alen = 3;
-        t->decs[0].prepend_scheme = PREPEND_ALWAYS;
-        t->decs[0].split = 1;
-        t->n_decs = 1;
-        if (!t->pres[0].repl || !t->decs[0].a) { gr_tokenizer_free(t); return gr_fail(GR_ERR_NOMEM, "tokenizer: out of memory"); }
+        t->decs[0].b = strdup(" ");
+        t->decs[0].blen = 1;
+        t->decs[1].kind = DEC_BYTEFALLBACK;
+        t->decs[2].kind = DEC_FUSE;
+        t->decs[3].kind = DEC_STRIP;
+        t->decs[3].content = ' ';
+        t->decs[3].start = 1;
+        t->decs[3].stop = 0;
+        t->n_decs = 4;
+        if (!t->pres[0].repl || !t->decs[0].a || !t->decs[0].b) { gr_tokenizer_free(t); return gr_fail(GR_ERR_NOMEM, "tokenizer: out of memory"); }
         t->fuse_unk = kind == GR_TOK_UNIGRAM;
     }
     snprintf(t->desc, sizeof t->desc, "%s (built in memory)", kind == GR_TOK_BPE ? "BPE" : "Unigram");

@@ -49,7 +49,7 @@ static const gr_config_key engine_keys[] = {
     {"data.cache_features", GR_CFG_BOOL, "true", "keep the frozen vision tower's outputs in memory (off with augmentation)"},
     {"data.max_text_tokens", GR_CFG_INT, "64", "truncate training texts to this many tokens"},
     {"train.task", GR_CFG_STRING, "caption", "caption or vqa"},
-    {"train.prompt", GR_CFG_STRING, "Question: {} Answer:", "VQA training input template"},
+    {"train.prompt", GR_CFG_STRING, "", "VQA training input template (\"\": \"Question: {} Answer:\", Flan-T5 \"Question: {} Short answer:\")"},
     {"train.trainable", GR_CFG_STRING_LIST, "[\"query_tokens\", \"qformer.*\", \"language_projection.*\"]", "fnmatch patterns of trainable tensors"},
     {"train.lr_mult_patterns", GR_CFG_STRING_LIST, "[]", "patterns with their own lr multiplier (train.lr_mults)"},
     {"train.lr_mults", GR_CFG_FLOAT_LIST, "[]", "lr multipliers of train.lr_mult_patterns"},
@@ -75,7 +75,7 @@ static const gr_config_key engine_keys[] = {
     {"train.max_nonfinite", GR_CFG_INT, "5", "stop after this many non-finite steps in a row"},
     {"train.progress", GR_CFG_STRING, "auto", "auto, bar, lines or quiet"},
     {"gen.prompt", GR_CFG_STRING, "", "generation prompt template for captions (\"{}\" = question)"},
-    {"gen.vqa_prompt", GR_CFG_STRING, "Question: {} Answer:", "generation prompt template for VQA"},
+    {"gen.vqa_prompt", GR_CFG_STRING, "", "generation prompt template for VQA (\"\": as train.prompt's default)"},
     {"gen.num_beams", GR_CFG_INT, "5", "beam size (1: greedy)"},
     {"gen.max_new_tokens", GR_CFG_INT, "30", "caption length limit (VQA: gen.vqa_max_new_tokens)"},
     {"gen.min_new_tokens", GR_CFG_INT, "8", "captions: EOS forbidden before this many tokens"},
@@ -381,7 +381,7 @@ gr_status gr_engine_model_preproc(const gr_engine_model *m, gr_image_preproc *pp
     if (f && gr_path_exists(f)) {
         s = gr_image_preproc_load(f, pp);
     } else {
-        gr_vlm_info info;
+        gr_vlm_info info = {.struct_size = sizeof(gr_vlm_info)};
         gr_vlm_get_info(m->vlm, &info);
         gr_image_preproc_clip_defaults(pp);
         pp->resize_shortest_edge = (int)info.vision.image_size;
@@ -397,6 +397,7 @@ gr_status gr_engine_gen_config(const gr_engine *e, const gr_engine_model *m, con
     memset(gen, 0, sizeof *gen);
     int vqa = strcmp(task, "vqa") == 0;
     gen->prompt = gr_config_string(c, vqa ? "gen.vqa_prompt" : "gen.prompt");
+    if (vqa && !gen->prompt[0]) gen->prompt = gr_vlm_vqa_prompt(m->vlm); /* LAVIS: per LM family */
     gen->search.num_beams = (int)gr_config_int(c, "gen.num_beams");
     gen->search.max_new_tokens = (int)gr_config_int(c, vqa ? "gen.vqa_max_new_tokens" : "gen.max_new_tokens");
     gen->search.min_new_tokens = (int)gr_config_int(c, vqa ? "gen.vqa_min_new_tokens" : "gen.min_new_tokens");

@@ -33,6 +33,8 @@ typedef struct tp {
     void *mem;
 } tp;
 
+static int aligned16; /* mk() places the next tensors at a 16-byte offset */
+
 static tp *mk(gr_dtype dt, int ndim, const int64_t *shape, float lo, float hi)
 {
     tp *t = calloc(1, sizeof *t);
@@ -40,7 +42,7 @@ static tp *mk(gr_dtype dt, int ndim, const int64_t *shape, float lo, float hi)
     t->d.ndim = t->h.ndim = ndim;
     for (int i = 0; i < ndim; i++) t->d.shape[i] = t->h.shape[i] = shape[i];
     size_t es = gr_dtype_size(dt), bytes = gr_nbytes(&t->d);
-    size_t off = es * (size_t)(1 + (rng >> 4) % 7); /* deliberately not 16-byte aligned */
+    size_t off = aligned16 ? 16 : es * (size_t)(1 + (rng >> 4) % 7); /* deliberately not 16-byte aligned */
     t->mem = calloc(1, bytes + 8);
     for (int64_t i = 0; i < gr_numel(&t->d); i++) {
         float v = lo + (hi - lo) * (frand() + 1) / 2;
@@ -477,6 +479,31 @@ static int open_backend(const char *cache, int debug)
     return 0;
 }
 
+/* The layouts of model weights and activations: leading dimensions and batch strides that are
+ * multiples of 4, 16-byte aligned tensors. On a CPU device these run the subgroup kernel
+ * (matmul_sg.comp); m, n, k that are not multiples of 4 and tiny sizes test its edges. */
+static void test_matmul_aligned(int ta, int tb, int64_t m, int64_t n, int64_t k, int64_t batch, float beta,
+                                int bcast_b)
+{
+    int64_t lda = ((ta ? m : k) + 3) / 4 * 4 + 4, ldb = ((tb ? k : n) + 3) / 4 * 4, ldc = n + 1;
+    int64_t ra = ta ? k : m, rb = tb ? n : k;
+    int64_t sa = ra * lda + 8, sb = bcast_b ? 0 : rb * ldb, sc = m * ldc + 3;
+    aligned16 = 1;
+    tp *A = mk(GR_F32, 1, S(sa * batch), -1, 1), *Bt = mk(GR_F32, 1, S(sb * batch + rb * ldb), -1, 1);
+    tp *C = mk(GR_F32, 1, S(sc * batch), -1, 1);
+    aligned16 = 0;
+    gr_matmul_args d = {&A->d, &Bt->d, &C->d, ta, tb, m, n, k, batch, lda, ldb, ldc, sa, sb, sc, 1.25f, beta};
+    gr_matmul_args h = d;
+    h.a = &A->h, h.b = &Bt->h, h.c = &C->h;
+    char name[96];
+    snprintf(name, sizeof name, "matmul/4 %s%s %lldx%lldx%lld b%lld beta %g%s", ta ? "T" : "N", tb ? "T" : "N",
+             (long long)m, (long long)n, (long long)k, (long long)batch, beta, bcast_b ? " bcast" : "");
+    ok(B->matmul(ctx, &d), name);
+    R.matmul(NULL, &h);
+    cmp(name, C, 1e-5, 1e-5 * sqrt((double)k + 1));
+    drop(A), drop(Bt), drop(C);
+}
+
 int main(int argc, char **argv)
 {
     /* --probe: exit 0 when a Vulkan device exists, 77 (SKIP) when not. */
@@ -514,6 +541,29 @@ int main(int argc, char **argv)
     test_matmul(1, 1, 5, 200, 9, 2, 0.0f, 1);
     test_matmul(0, 1, 100, 150, 70, 1, 0.0f, 0);
     test_matmul(0, 0, 3, 4, 0, 2, 0.5f, 0);
+    for (int t = 0; t < 4; t++) {
+        int ta = t >> 1, tb = t & 1;
+        test_matmul_aligned(ta, tb, 96, 128, 64, 1, 0.0f, 0);
+        test_matmul_aligned(ta, tb, 37, 70, 23, 2, 0.5f, 0);
+        test_matmul_aligned(ta, tb, 1, 3, 5, 1, 0.0f, 0);
+        test_matmul_aligned(ta, tb, 18, 1, 2, 3, 1.0f, 1);
+        test_matmul_aligned(ta, tb, 5, 66, 1, 1, 0.0f, 0);
+    }
+    /* On a CPU device the aligned products ran the subgroup kernel (unless it is switched off). */
+    {
+        char d[4096];
+        B->describe(ctx, d, sizeof d);
+        const char *force = getenv("GRAFT_VULKAN_MATMUL");
+        int want = strstr(d, "(CPU") && !(force && strcmp(force, "tiled") == 0);
+        const char *line = strstr(d, "matmul:");
+        checks++;
+        if (!line || (want && strstr(line, "subgroup kernel 0 ")) || (!want && !strstr(line, "subgroup kernel 0 "))) {
+            fprintf(stderr, "FAIL matmul kernel choice: %.80s\n", line ? line : "(no matmul line)");
+            failures++;
+        } else {
+            printf("ok   %-44s %.70s\n", "matmul kernel choice", line);
+        }
+    }
     test_elementwise(4000);
     test_binary();
     test_rows(64, 100);
@@ -541,6 +591,7 @@ int main(int argc, char **argv)
     /* debug_check: ops pass through the host comparison. */
     if ((rc = open_backend(cache, 1))) return rc;
     test_matmul(0, 1, 20, 30, 40, 1, 0.0f, 0);
+    test_matmul_aligned(1, 0, 20, 30, 40, 1, 0.0f, 0);
     test_rows(8, 64);
     test_tables(50, 8, 10);
     B->destroy(ctx);
