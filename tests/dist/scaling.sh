@@ -24,7 +24,7 @@ for r in $(seq "$REPS"); do
   rm -rf one one_t2 two
   "$GRAFT" train -c "$CFG" $SET -s backend.threads=1 --run-dir one 2>/dev/null
   "$GRAFT" train -c "$CFG" $SET -s backend.threads=2 --run-dir one_t2 2>/dev/null
-  mpirun -np 2 "$GRAFT" train -c "$CFG" $SET -s backend.threads=1 --run-dir two 2>/dev/null
+  mpirun -np 2 --bind-to none "$GRAFT" train -c "$CFG" $SET -s backend.threads=1 --run-dir two 2>/dev/null
   e1=$(best $e1 "$(median_eps one)"); e1t=$(best $e1t "$(median_eps one_t2)"); e2=$(best $e2 "$(median_eps two)")
 done
 echo "load average before the last run: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores); best of $REPS runs each"
