@@ -10,7 +10,10 @@
 #include "base/log.h"
 #include "dist/dist.h"
 
-static int g_rank = 0, g_world = 1, g_joined = 0, g_inited = 0;
+static int g_rank = 0, g_world = 1, g_inited = 0;
+#ifdef GRAFT_HAVE_MPI
+static int g_joined = 0; /* gr_dist_init called MPI_Init_thread */
+#endif
 static const char *g_launcher = "";
 
 int gr_dist_rank(void) { return g_rank; }
@@ -158,7 +161,9 @@ static gr_status check_trainable(gr_tensor *const *ts, int n, const char *what)
     return GR_OK;
 }
 
+#ifdef GRAFT_HAVE_MPI
 static size_t tensor_bytes(const gr_tensor *t) { return (size_t)gr_numel(t) * gr_dtype_size(t->dtype); }
+#endif
 
 gr_status gr_dist_broadcast(gr_ctx *ctx, gr_tensor *const *ts, int n)
 {
@@ -189,12 +194,14 @@ gr_status gr_dist_broadcast(gr_ctx *ctx, gr_tensor *const *ts, int n)
 #endif
 }
 
+#ifdef GRAFT_HAVE_MPI
 /* FNV-1a, 64 bit: equal bytes give equal hashes on every machine. */
 static uint64_t fnv1a(const unsigned char *p, size_t n, uint64_t h)
 {
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
     return h;
 }
+#endif
 
 gr_status gr_dist_check_equal(gr_ctx *ctx, gr_tensor *const *ts, int n, const char *what)
 {
@@ -464,7 +471,9 @@ static void on_grad_ready(void *user, gr_tensor *t)
 void gr_dist_reducer_begin(gr_dist_reducer *r)
 {
     if (g_world == 1) return;
-#ifdef GRAFT_HAVE_MPI
+#ifndef GRAFT_HAVE_MPI
+    (void)r;
+#else
     for (int i = 0; i < r->n; i++) {
         r->slots[i].ready = 0;
         r->slots[i].seen_at = -1;
