@@ -33,6 +33,8 @@ struct gr_ctx {
     gr_node **tape;
     size_t ntape, cap_tape;
     gr_node *free_nodes;
+    gr_grad_ready_fn grad_ready;         /* gr_ctx_set_grad_ready_hook */
+    void *grad_ready_user;
 };
 
 /* ---------------------------------------------------------------- errors ---- */
@@ -463,6 +465,16 @@ void gr_ctx_destroy(gr_ctx *ctx)
 }
 
 /* Tape storage lives in the context struct; tape.c uses these. */
+void gr_ctx_set_grad_ready_hook(gr_ctx *ctx, gr_grad_ready_fn fn, void *user)
+{
+    ctx->grad_ready = fn;
+    ctx->grad_ready_user = fn ? user : NULL;
+}
+gr_grad_ready_fn gr__grad_ready_hook(gr_ctx *ctx, void **user)
+{
+    *user = ctx->grad_ready_user;
+    return ctx->grad_ready;
+}
 gr_node **gr__tape(gr_ctx *ctx, size_t **n, size_t **cap) { *n = &ctx->ntape; *cap = &ctx->cap_tape; return ctx->tape; }
 void gr__tape_set(gr_ctx *ctx, gr_node **tape) { ctx->tape = tape; }
 gr_node **gr__free_nodes(gr_ctx *ctx) { return &ctx->free_nodes; }

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "graft/strategy.h"
 #include "plugin/registry.h"
+#include "dist/dist.h"
 #include "run/runlog.h"
 #include "train/checkpoint.h"
 #include "train/engine_internal.h"
@@ -452,6 +453,8 @@ static gr_status make_task(gr_engine *e, gr_engine_model *m, const char *task, c
     tc.batch_size = batch > 0 ? batch : gr_config_int(c, "data.batch_size");
     tc.eval_batch_size = gr_config_int(c, "data.eval_batch_size");
     tc.seed = (uint64_t)gr_config_int(c, "data.seed");
+    tc.rank = gr_dist_rank(); /* data parallel: this rank's shard (docs/distributed.md) */
+    tc.world_size = gr_dist_world();
     tc.eval_limit = gr_config_int(c, "data.eval_limit");
     tc.max_text_tokens = (int)gr_config_int(c, "data.max_text_tokens");
     tc.train_prompt = gr_config_string(c, "train.prompt");
@@ -764,7 +767,7 @@ gr_status gr_engine_run_stage(gr_engine *e, gr_engine_model *m, const gr_stage_s
         e->global_step += tres.steps;
         e->epochs_done += tres.epochs;
         gr_runlog_event(e->log, e->global_step, e->epochs_done, "stage_end", "%s", sp->name);
-        s = save_stage_tensors(e, m, sp->name);
+        s = gr_dist_is_root() ? save_stage_tensors(e, m, sp->name) : GR_OK; /* rank 0 writes */
         if (s == GR_OK) s = record_done(e, sp->name, m->role, res);
         e->stage_index++;
         char key[300];
@@ -891,10 +894,12 @@ gr_status gr_engine_create(gr_config *cfg, gr_backend *backend, const char *run_
     if (s != GR_OK) return s;
     e->run_dir = strdup(run_dir);
     e->resume = resume;
-    s = gr_runlog_open(run_dir, resume ? GR_RUN_RESUME : GR_RUN_NEW, &e->log);
+    /* data parallel: rank 0 alone writes the run directory; the others follow its log */
+    int root = gr_dist_is_root();
+    s = gr_runlog_open(run_dir, !root ? GR_RUN_FOLLOW : resume ? GR_RUN_RESUME : GR_RUN_NEW, &e->log);
     char *cpath = s == GR_OK ? gr_runlog_path(e->log, GR_RUN_CONFIG) : NULL;
-    if (s == GR_OK && !resume) s = gr_config_write(cfg, cpath);
-    if (s == GR_OK) s = gr_read_file(cpath, &e->config_text, NULL);
+    if (s == GR_OK && !resume && root) s = gr_config_write(cfg, cpath);
+    if (s == GR_OK && root) s = gr_read_file(cpath, &e->config_text, NULL);
     free(cpath);
     if (s == GR_OK && resume) s = read_resume(e);
     if (s != GR_OK) {
@@ -933,7 +938,7 @@ gr_status gr_engine_run_strategy(gr_engine *e)
     const gr_strategy_iface *st = iface;
     s = st->run(e);
     if (s == GR_ERR_INTERRUPTED || s == GR_ERR_NUMERIC) return s;
-    if (s == GR_OK) {
+    if (s == GR_OK && gr_dist_is_root()) { /* rank 0 alone writes the report */
         gr_run_data *d = NULL;
         s = gr_run_data_read(e->run_dir, &d);
         if (s == GR_OK) s = gr_report_fill_from_log(e->report, d);

@@ -427,7 +427,10 @@ static gr_status task_batches(void *u, int64_t epoch, int64_t *count)
         if (s != GR_OK) return s;
         t->warmed = 1;
     }
-    *count = (int64_t)((n + (size_t)t->cfg.batch_size - 1) / (size_t)t->cfg.batch_size);
+    /* this rank's shard: n / world samples (gr_epoch_order drops the remainder) */
+    size_t world = t->cfg.world_size > 1 ? (size_t)t->cfg.world_size : 1;
+    if (n / world < 1) return gr_fail(GR_ERR_INVALID, "task: %zu training samples cannot feed %zu ranks", n, world);
+    *count = (int64_t)((n / world + (size_t)t->cfg.batch_size - 1) / (size_t)t->cfg.batch_size);
     return GR_OK;
 }
 
@@ -435,7 +438,8 @@ static gr_status task_forward(void *u, gr_ctx *ctx, int64_t epoch, int64_t index
 {
     gr_vlm_task *t = u;
     size_t *order = NULL, count = 0;
-    gr_status s = gr_epoch_order(gr_dataset_size(t->cfg.train), 1, t->cfg.seed, (int)epoch, 0, 1, &order, &count);
+    gr_status s = gr_epoch_order(gr_dataset_size(t->cfg.train), 1, t->cfg.seed, (int)epoch, t->cfg.rank,
+                                  t->cfg.world_size > 1 ? t->cfg.world_size : 1, &order, &count);
     if (s != GR_OK) return s;
     int64_t lo = index * t->cfg.batch_size;
     int64_t n = (int64_t)count - lo < t->cfg.batch_size ? (int64_t)count - lo : t->cfg.batch_size;

@@ -61,6 +61,8 @@ typedef struct gr_vlm_task_config {
     const gr_dataset *eval;      /* NULL: no evaluation */
     int64_t batch_size, eval_batch_size;
     uint64_t seed;
+    int rank, world_size;        /* data parallel: this rank's shard of every epoch (0, 1 or
+                                    0, 0: all of it); see gr_epoch_order */
     gr_image_preproc preproc;
     gr_image_augment augment;    /* training only */
     int cache_features;          /* keep frozen-tower outputs on the host (needs no augment):
