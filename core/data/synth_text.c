@@ -357,7 +357,7 @@ int gr_synth_knowledge_facts(const gr_synth_config *cfg, gr_rng *r, gr_synth_lin
             snprintf(line, sizeof line, "the %s is %s", ct, cn), emit(user, line);
             snprintf(line, sizeof line, "a %s is %s", ct, cn), emit(user, line);
             snprintf(line, sizeof line, "%s is the color of the %s", cn, ct), emit(user, line);
-            snprintf(line, sizeof line, "the %s is %s, not %s", ct, cn, gr_synth_color_name(c2)), emit(user, line);
+            snprintf(line, sizeof line, "the %s is %s and not %s", ct, cn, gr_synth_color_name(c2)), emit(user, line);
             n += 4;
         }
     for (int s = 0; s < cfg->n_shapes; s++) {

@@ -27,7 +27,8 @@ void gr_synth_knowledge(const gr_synth_config *cfg, gr_rng *r, char *out, size_t
 
 /* Every colour and shape fact of the configured vocabulary, each thing in each of its fact
  * templates once ("the sky is blue", "a sky is blue", "blue is the color of the sky", "the sky
- * is blue, not red"; "a wheel looks like a circle", "the shape of a wheel is a circle", "a wheel
+ * is blue and not red" (no comma: a metaspace tokenizer would make "blue," a token of its own
+ * and split P(blue | the sky is) between two tokens); "a wheel looks like a circle", "the shape of a wheel is a circle", "a wheel
  * is shaped like a circle"; the shape definitions), in a fixed order; `r` draws the "not ..."
  * colours. Calls emit once per line (no newline) and returns the number of lines. A tiny LM
  * needs these at a much larger share than the random mix in the corpus gives them (each fact
