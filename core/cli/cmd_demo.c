@@ -210,7 +210,7 @@ static gr_status tables(demo *d, FILE *out)
 
     /* surrogate vs grafted vs scratch (test split) */
     const char *su = "runs/surrogate", *sc = "runs/scratch_deep_s1";
-    fprintf(out, "Surrogate grafting on OPT-8x64 (test split; surrogate = layers 0-1 + translator 2 + layer 7):\n");
+    fprintf(out, "Surrogate grafting on OPT-8x96 (test split; surrogate = layers 0-1 + translator 2 + layer 7):\n");
     fprintf(out, "%-10s %15s %15s %17s %15s\n", "metric", "surrogate pair", "grafted 0-shot", "scratch on target",
             "source on small");
     for (int m = 0; m < N_TABLE_METRICS; m++) {
@@ -254,7 +254,7 @@ static gr_status plots(demo *d)
     }
     if (s == GR_OK) {
         const char *runs[] = {"runs/scratch_deep_s1", "runs/surrogate"};
-        const char *labels[] = {"scratch on OPT-8x64", "surrogate (stages 1-2), then the graft"};
+        const char *labels[] = {"scratch on OPT-8x96", "surrogate (stages 1-2), then the graft"};
         static const char *const metrics[] = {"loss", "CIDEr"};
         gr_plot_opts o = {0};
         o.runs = runs;
@@ -262,7 +262,7 @@ static gr_status plots(demo *d)
         o.run_count = 2;
         o.metrics = metrics;
         o.metric_count = 2;
-        o.title = "Surrogate grafting on OPT-8x64";
+        o.title = "Surrogate grafting on OPT-8x96";
         o.out = "plots/surrogate.png";
         s = gr_plot_runs(&o);
     }
@@ -386,7 +386,7 @@ const gr_command gr_cmd_demo = {
     "usage: graft demo [--dir DIR] [--seeds N] [--configs DIR]\n"
     "\n"
     "On the synthetic world (graft synth), pretrains four tiny LMs (OPT 2x64 and 4x128 sharing a\n"
-    "tokenizer, a Llama 2x64 with its own, a deeper OPT 8x64), trains a VPG on the small OPT, then\n"
+    "tokenizer, a Llama 2x64 with its own, a deeper OPT 8x96), trains a VPG on the small OPT, then\n"
     "runs VPGTrans TaS (-> OPT 4x128) and TaT (-> Llama) against training from scratch on each\n"
     "target (N seeds, default 2), and surrogate grafting on the deep OPT (its prediction\n"
     "trajectory analysed, a surrogate built with range 2:7). Prints the speed-up table (epochs and\n"
