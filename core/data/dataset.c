@@ -264,7 +264,7 @@ static gr_status read_karpathy(gr_dataset *ds, json_t *root)
     for (size_t i = 0; i < json_array_size(root); i++) {
         json_t *e = json_array_get(root, i);
         snprintf(where, sizeof where, "entry %zu", i);
-        const char *image;
+        const char *image = NULL;
         gr_status st = required_string(ds, e, "image", where, &image);
         if (st) return st;
         json_t *cap = json_object_get(e, "caption");
@@ -350,7 +350,7 @@ static gr_status read_vqa(gr_dataset *ds, json_t *qroot, const gr_dataset_spec *
     for (size_t i = 0; i < json_array_size(qs); i++) {
         json_t *q = json_array_get(qs, i), *qid = json_object_get(q, "question_id"), *iid = json_object_get(q, "image_id");
         snprintf(where, sizeof where, "questions[%zu]", i);
-        const char *question;
+        const char *question = NULL;
         if ((st = required_string(ds, q, "question", where, &question))) goto done;
         if (!json_is_integer(qid) || !json_is_integer(iid)) {
             st = gr_fail(GR_ERR_FORMAT, "%s: %s: \"question_id\" and \"image_id\" must be integers", ds->path, where);
@@ -415,7 +415,7 @@ static gr_status read_jsonl(gr_dataset *ds)
             json_decref(e);
             break;
         }
-        const char *image;
+        const char *image = NULL;
         gr_sample *s = NULL;
         json_t *q = json_object_get(e, "question"), *cap_v = json_object_get(e, "caption");
         if ((st = required_string(ds, e, "image", where, &image))) goto next;
@@ -424,7 +424,7 @@ static gr_status read_jsonl(gr_dataset *ds)
             goto next;
         }
         if (q) {
-            const char *question;
+            const char *question = NULL;
             json_t *ans = json_object_get(e, "answers"), *qid = json_object_get(e, "question_id");
             if ((st = required_string(ds, e, "question", where, &question))) goto next;
             if (!(s->question = arena_str(ds, question))) {
