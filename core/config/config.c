@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/core_keys.h"
 #include "graft/config.h"
 
 #define MAX_OVERRIDES 128
@@ -212,6 +213,17 @@ static gr_status parse_text(config_t *tmp, gr_config_type type, const char *text
     }
     *out = v;
     return GR_OK;
+}
+
+gr_status gr_config_check_value(gr_config_type type, const char *text, const char *what)
+{
+    if ((unsigned)type > GR_CFG_FLOAT_LIST)
+        return gr_fail(GR_ERR_INVALID, "%s: unknown type %d", what, (int)type);
+    config_t tmp;
+    config_setting_t *v;
+    gr_status s = parse_text(&tmp, type, text, what, &v);
+    if (s == GR_OK) config_destroy(&tmp);
+    return s;
 }
 
 gr_status gr_config_override(gr_config *cfg, const char *assignment)
