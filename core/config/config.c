@@ -115,10 +115,12 @@ static char *snippet_for(gr_config_type type, const char *text)
         if (n >= 2 && t[0] == '"' && t[n - 1] == '"') append(&buf, &len, &cap, t, n);
         else append_quoted(&buf, &len, &cap, t, n);
     } else if (type == GR_CFG_STRING_LIST || type == GR_CFG_FLOAT_LIST) {
-        if (n && t[0] == '[') {
+        if (n && (t[0] == '[' || t[0] == '(')) {
             append(&buf, &len, &cap, t, n);
         } else {
-            append(&buf, &len, &cap, "[", 1);
+            /* a libconfig list, not an array: "1,2.5" mixes ints and floats, which an array
+             * refuses */
+            append(&buf, &len, &cap, "(", 1);
             size_t start = 0;
             for (size_t i = 0; i <= n; i++) {
                 if (i == n || t[i] == ',') {
@@ -134,7 +136,7 @@ static char *snippet_for(gr_config_type type, const char *text)
                     start = i + 1;
                 }
             }
-            append(&buf, &len, &cap, "]", 1);
+            append(&buf, &len, &cap, ")", 1);
         }
     } else {
         append(&buf, &len, &cap, t, n);
