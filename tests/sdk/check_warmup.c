@@ -1,13 +1,13 @@
 /* check_warmup INIT_RUN RUN STEPS LR: what sdk/examples/warmup-only promises, read from the run
  * directories `graft train` left (RUN trained with model.target.init = INIT_RUN):
- *  - metrics.jsonl: STEPS step records 1..STEPS of stage "warmup" at the constant lr LR, the
- *    first loss well below INIT_RUN's first (the model started from INIT_RUN, not at random);
+ *  - metrics.jsonl: STEPS step records 1..STEPS of stage "warmup" at the constant lr LR;
  *  - report.json: warmup.steps, warmup.final_loss (the last step's loss, exactly),
  *    warmup.flops (= stages.warmup.flops = the sum of the step records), warmup.val.METRIC for
  *    every caption metric (= final.val.METRIC.value), strategy "warmup-only";
- *  - the checkpoint: every tensor INIT_RUN's checkpoint holds is in RUN's; the projector's
- *    (language_projection.*) changed, every other one is equal to INIT_RUN's bit for bit, and
- *    the optimizer has moments for the projector's tensors only.
+ *  - the checkpoint: every tensor INIT_RUN's checkpoint holds is in RUN's (a checkpoint holds
+ *    the trainable tensors and those loaded from model.target.init, so this shows the init was
+ *    loaded); the projector's (language_projection.*) changed, every other one is equal to
+ *    INIT_RUN's bit for bit, and the optimizer has moments for the projector's tensors only.
  * Prints one line per check; exits 1 at the first failure. */
 #include <fnmatch.h>
 #include <jansson.h>
@@ -71,13 +71,11 @@ static int check_log(const char *init, const char *run, long steps, double lr, d
         else if (!isfinite(r->loss)) bad = fail("%s: non-finite loss at step %lld", run, (long long)r->step);
         *flops += r->flops.fwd_frozen + r->flops.fwd_trainable + r->flops.bwd_input + r->flops.bwd_param;
     }
-    if (!bad && (a->step_count == 0 || !(d->steps[0].loss < a->steps[0].loss - 1.0)))
-        bad = fail("%s: first loss %g is not below the init run's first loss - 1: did it start "
-                   "from the init run?", run, d->steps[0].loss);
+    if (!bad && a->step_count == 0) bad = fail("%s: no step records", init);
     if (!bad)
-        printf("ok: %ld steps of stage warmup at constant lr %g; first loss %.4f (init run started "
-               "at %.4f, ended at %.4f)\n", steps, lr, d->steps[0].loss, a->steps[0].loss,
-               a->steps[a->step_count - 1].loss);
+        printf("ok: %ld steps of stage warmup at constant lr %g; loss %.4f -> %.4f (the init run: "
+               "%.4f -> %.4f)\n", steps, lr, d->steps[0].loss, d->steps[d->step_count - 1].loss,
+               a->steps[0].loss, a->steps[a->step_count - 1].loss);
     double last = d->step_count ? d->steps[d->step_count - 1].loss : NAN;
     gr_run_data_free(a);
     gr_run_data_free(d);
