@@ -137,7 +137,7 @@ int gr_bench_memory(const gr_bench_env *env, int argc, char **argv)
     if (s == GR_OK) {
         gr_ctx_set_grad_enabled(ctx, 0);
         gr_lm_inputs in = {.struct_size = sizeof in, .batch = 1, .seq = tokens, .ids = ids};
-        gr_lm_outputs out;
+        gr_lm_outputs out = {.struct_size = sizeof(gr_lm_outputs)};
         t0 = gr_bench_now();
         s = m.iface->forward(m.lm, ctx, &in, &out);
         gr_tensor *l = s == GR_OK ? gr_slice(ctx, gr_reshape(ctx, out.logits, 2, (int64_t[2]){tokens, sh.vocab}), 0,

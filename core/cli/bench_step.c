@@ -146,7 +146,7 @@ static gr_status run_step(gr_ctx *ctx, gr_bench_model *m, const step_inputs *si,
     if (prefix) gr_requires_grad(prefix);
     gr_lm_inputs in = {.struct_size = sizeof in, .batch = si->B, .seq = si->T, .ids = si->ids, .prefix = prefix,
                        .labels = si->ids};
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof(gr_lm_outputs)};
     gr_status s = gr_ctx_status(ctx);
     if (s == GR_OK) s = m->iface->forward(m->lm, ctx, &in, &out);
     if (s == GR_OK) s = gr_backward(ctx, out.loss, NULL);

@@ -21,17 +21,25 @@
 
 extern const gr_command gr_cmd_pretrain;
 
-/* The synthetic world's world-knowledge facts (core/data/synth_text.c) and colour names. */
+/* The synthetic world's world-knowledge facts (core/data/synth_text.c, knowledge.txt): two
+ * things per colour and per shape of the default world, in two templates each. */
 #define DEFAULT_PROBES                                                                                                 \
     "[\"the sky is|blue\", \"the grass is|green\", \"the tomato is|red\", \"the banana is|yellow\", "                 \
     "\"the grape is|purple\", \"the carrot is|orange\", \"the flamingo is|pink\", \"the lagoon is|cyan\", "           \
+    "\"a strawberry is|red\", \"a leaf is|green\", \"a sea is|blue\", \"a lemon is|yellow\", \"a plum is|purple\", "     \
+    "\"a pumpkin is|orange\", \"a pig is|pink\", \"a swimming pool is|cyan\", "                                          \
     "\"a wheel looks like a|circle\", \"a box looks like a|square\", \"a roof looks like a|triangle\", "              \
-    "\"a kite looks like a|diamond\", \"a starfish looks like a|star\", \"a honeycomb cell looks like a|hexagon\"]"
+    "\"a kite looks like a|diamond\", \"a starfish looks like a|star\", \"a honeycomb cell looks like a|hexagon\", "   \
+    "\"the shape of a coin is a|circle\", \"the shape of a window is a|square\", "                                   \
+    "\"the shape of a pizza slice is a|triangle\", \"the shape of a rhombus is a|diamond\", "                        \
+    "\"the shape of a sheriff badge is a|star\", \"the shape of a bolt head is a|hexagon\"]"
 
 static const gr_config_key pretrain_keys[] = {
     {"pretrain.family", GR_CFG_STRING, "opt", "model family: opt, llama or t5"},
     {"pretrain.tokenizer", GR_CFG_STRING, NULL, "tokenizer directory (graft tokenizer train --out); its vocabulary sizes the model"},
     {"pretrain.corpus", GR_CFG_STRING_LIST, NULL, "training text files, one text per line"},
+    {"pretrain.corpus_weights", GR_CFG_FLOAT_LIST, "[]",
+     "per corpus file: how often its lines occur in an epoch (2: twice, 0.5: half of them; empty: all 1)"},
     {"pretrain.val_corpus", GR_CFG_STRING_LIST, "[]", "held-out text files (empty: every k-th corpus line, see val_fraction)"},
     {"pretrain.val_fraction", GR_CFG_FLOAT, "0.05", "share of corpus lines held out when val_corpus is empty (0: none)"},
     {"pretrain.out", GR_CFG_STRING, NULL, "output: a Hugging Face model directory (training run in OUT/run)"},
@@ -59,7 +67,7 @@ static const gr_config_key pretrain_keys[] = {
     {"pretrain.probes", GR_CFG_STRING_LIST, DEFAULT_PROBES, "quality probes \"PROMPT|ANSWER\": P(ANSWER | PROMPT) after training"},
     {"pretrain.color_words", GR_CFG_STRING_LIST, "[\"red\", \"green\", \"blue\", \"yellow\", \"purple\", \"orange\", \"pink\", \"cyan\"]",
      "words whose input embeddings must stay apart (max pairwise cosine)"},
-    {"pretrain.min_probe_prob", GR_CFG_FLOAT, "0.5", "quality bar: every probe's probability at least this"},
+    {"pretrain.min_probe_prob", GR_CFG_FLOAT, "0.8", "quality bar: every probe's probability at least this"},
     {"pretrain.max_color_cosine", GR_CFG_FLOAT, "0.9", "quality bar: colour-embedding cosines below this"},
     {"pretrain.require_quality", GR_CFG_BOOL, "false", "fail (exit 1) when the quality bar is not met"},
 };
@@ -140,7 +148,7 @@ static gr_status make_arch(const gr_config *cfg, const gr_tokenizer *tok, gr_lm_
 static gr_status reload_check(gr_ctx *ctx, const gr_lm_iface *lm, gr_lm *model, gr_lm_task *task, const char *family,
                               const char *out, const char *run_dir, double *max_diff)
 {
-    gr_lm_info info;
+    gr_lm_info info = {.struct_size = sizeof(gr_lm_info)};
     lm->info(model, &info);
     gr_lm_batch b;
     gr_status s = gr_lm_task_fixed_batch(task, 2, &b);
@@ -149,7 +157,7 @@ static gr_status reload_check(gr_ctx *ctx, const gr_lm_iface *lm, gr_lm *model, 
     gr_lm_batch_inputs(&b, info.is_encoder_decoder, &in);
     int was = gr_ctx_set_grad_enabled(ctx, 0);
     gr_ctx_reset(ctx);
-    gr_lm_outputs o1, o2;
+    gr_lm_outputs o1 = {.struct_size = sizeof(gr_lm_outputs)}, o2 = {.struct_size = sizeof(gr_lm_outputs)};
     float *l1 = NULL, *l2 = NULL;
     int64_t n = 0;
     s = lm->forward(model, ctx, &in, &o1);
@@ -328,8 +336,17 @@ static int run_pretrain(int argc, char **argv)
     if (!s) s = get_list(cfg, "pretrain.val_corpus", &val);
     if (!s) s = get_list(cfg, "pretrain.probes", &probes);
     if (!s) s = get_list(cfg, "pretrain.color_words", &colors);
+    double *weights = NULL;
+    int n_weights = s ? 0 : gr_config_list_count(cfg, "pretrain.corpus_weights");
+    if (!s && n_weights > 0 && n_weights != corpus.n)
+        s = gr_fail(GR_ERR_INVALID, "%s: pretrain.corpus_weights has %d values for %d corpus files", gr_config_path(cfg), n_weights, corpus.n);
+    if (!s && n_weights > 0) {
+        weights = calloc((size_t)n_weights, sizeof *weights);
+        if (!weights) s = gr_fail(GR_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < n_weights && weights; i++) weights[i] = gr_config_list_float(cfg, "pretrain.corpus_weights", i);
+    }
     if (!s) {
-        gr_lm_task_config tc = {.lm = lm, .model = model, .tok = tok, .corpus = corpus.v, .n_corpus = corpus.n, .val_corpus = val.v,
+        gr_lm_task_config tc = {.lm = lm, .model = model, .tok = tok, .corpus = corpus.v, .n_corpus = corpus.n, .corpus_weights = weights, .val_corpus = val.v,
                                 .n_val = val.n, .val_fraction = gr_config_float(cfg, "pretrain.val_fraction"),
                                 .seq_len = gr_config_int(cfg, "pretrain.seq_len"), .batch_size = gr_config_int(cfg, "pretrain.batch_size"),
                                 .eval_windows = gr_config_int(cfg, "pretrain.eval_windows"), .seed = (uint64_t)gr_config_int(cfg, "pretrain.seed")};
@@ -338,14 +355,16 @@ static int run_pretrain(int argc, char **argv)
                         (long long)arch.max_positions);
         if (!s) s = gr_lm_task_create(&tc, &task);
     }
+    free(weights);
     if (!s) {
         gr_lm_task_stats st;
         gr_lm_task_stats_get(task, &st);
         int64_t np = 0;
         for (int i = 0; i < pl.count; i++) np += gr_numel(pl.items[i]);
-        printf("pretrain: %s %lldx%lld (%.2fM parameters, vocab %lld) on %lld lines / %lld tokens (%lld batches an epoch), "
+        printf("pretrain: %s %lldx%lld (%.2fM parameters, vocab %lld) on %lld lines / %lld tokens (%lld weighted, %lld batches an epoch), "
                "held out %lld lines / %lld tokens\n", arch.family, (long long)arch.layers, (long long)arch.hidden_size, (double)np / 1e6,
-               (long long)arch.vocab_size, (long long)st.train_lines, (long long)st.train_tokens, (long long)st.batches_per_epoch,
+               (long long)arch.vocab_size, (long long)st.train_lines, (long long)st.train_tokens, (long long)st.epoch_tokens,
+               (long long)st.batches_per_epoch,
                (long long)st.val_lines, (long long)st.val_tokens);
         fflush(stdout);
     }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "dist/dist.h"
 #include "plugin/registry.h"
 #include "train/engine_internal.h"
 #include "train/trainer.h"
@@ -11,7 +12,20 @@
 
 extern const gr_command gr_cmd_train;
 
+static int train_main(int argc, char **argv);
+
+/* Data parallel under mpirun (docs/distributed.md): a rank that fails ends the job on every
+ * rank with a message naming it, instead of leaving the others waiting on a collective. */
 static int run_train(int argc, char **argv)
+{
+    if (gr_dist_init() != GR_OK) return gr_cli_error();
+    int rc = train_main(argc, argv);
+    if (rc != 0 && rc != 130 && gr_dist_world() > 1) gr_dist_abort(rc);
+    gr_dist_finalize();
+    return rc;
+}
+
+static int train_main(int argc, char **argv)
 {
     if (gr_cli_wants_help(argc, argv)) return gr_cli_usage(&gr_cmd_train, 0);
     const char *run_dir = NULL, *resume = NULL;
@@ -50,11 +64,11 @@ static int run_train(int argc, char **argv)
     gr_engine_free(e);
     gr_backend_close(be);
     if (s == GR_ERR_INTERRUPTED) {
-        fprintf(stderr, "graft: %s\n", gr_last_error());
+        if (gr_dist_is_root()) fprintf(stderr, "graft: %s\n", gr_last_error());
         return 130;
     }
     if (s != GR_OK) return gr_cli_error();
-    fprintf(stderr, "graft: train: done (%s)\n", resume ? resume : run_dir);
+    if (gr_dist_is_root()) fprintf(stderr, "graft: train: done (%s)\n", resume ? resume : run_dir);
     return 0;
 }
 
@@ -66,5 +80,8 @@ const gr_command gr_cmd_train = {
     "DIR gets config.cfg (resolved), metrics.jsonl, checkpoints/, stages/ and report.json.\n"
     "--resume continues a run from its latest checkpoint so exactly that the curves equal an\n"
     "uninterrupted run's (same backend and thread count). SIGINT/SIGTERM save a checkpoint and\n"
-    "exit with status 130; a second signal kills at once. Keys: see docs/training.md.\n",
+    "exit with status 130; a second signal kills at once. Keys: see docs/training.md.\n\n"
+    "Data parallel: `mpirun -np N graft train ...` runs N ranks, each on its own shard of the\n"
+    "data with data.batch_size samples (global batch N x data.batch_size); gradients are\n"
+    "averaged with MPI and rank 0 alone writes the run directory. See docs/distributed.md.\n",
 };

@@ -55,6 +55,7 @@ void gr_synth_render(const gr_synth_config *cfg, size_t index, const gr_synth_sc
 typedef struct gr_synth_summary {
     size_t images[3], captions[3], questions[3]; /* train, val, test */
     size_t corpus_sentences;
+    size_t knowledge_facts;  /* lines of knowledge.txt */
 } gr_synth_summary;
 
 /* Writes the whole world under `dir` (created if needed). */

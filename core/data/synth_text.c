@@ -345,3 +345,32 @@ void gr_synth_knowledge(const gr_synth_config *cfg, gr_rng *r, char *out, size_t
     default: put(&b, "if you paint a %s %s it becomes a %s %s", st, cn, cn, sn); break;
     }
 }
+
+int gr_synth_knowledge_facts(const gr_synth_config *cfg, gr_rng *r, gr_synth_line_fn emit, void *user)
+{
+    char line[GR_SYNTH_TEXT_CAP];
+    int n = 0;
+    for (int c = 0; c < cfg->n_colors; c++)
+        for (int k = 0; k < 5; k++) {
+            const char *ct = color_things[c][k], *cn = gr_synth_color_name(c);
+            int c2 = (c + 1 + (int)gr_rng_below(r, (uint64_t)cfg->n_colors - 1)) % cfg->n_colors;
+            snprintf(line, sizeof line, "the %s is %s", ct, cn), emit(user, line);
+            snprintf(line, sizeof line, "a %s is %s", ct, cn), emit(user, line);
+            snprintf(line, sizeof line, "%s is the color of the %s", cn, ct), emit(user, line);
+            snprintf(line, sizeof line, "the %s is %s and not %s", ct, cn, gr_synth_color_name(c2)), emit(user, line);
+            n += 4;
+        }
+    for (int s = 0; s < cfg->n_shapes; s++) {
+        for (int k = 0; k < 5; k++) {
+            const char *st = shape_things[s][k], *sn = gr_synth_shape_name(s);
+            snprintf(line, sizeof line, "a %s looks like a %s", st, sn), emit(user, line);
+            snprintf(line, sizeof line, "the shape of a %s is a %s", st, sn), emit(user, line);
+            snprintf(line, sizeof line, "a %s is shaped like a %s", st, sn), emit(user, line);
+            n += 3;
+        }
+        emit(user, shape_facts[s][0]);
+        emit(user, shape_facts[s][1]);
+        n += 2;
+    }
+    return n;
+}

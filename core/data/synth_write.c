@@ -10,6 +10,7 @@
  *   captions_{split}.jsonl, vqa_{split}.jsonl           JSONL (image root: DIR)
  *   scenes.jsonl                                        ground truth objects per image
  *   corpus.txt, corpus_val.txt                          text for pretraining tiny LMs
+ *   knowledge.txt                                       every colour and shape fact once (to up-weight)
  *   world.json                                          the configuration and counts */
 #include <errno.h>
 #include <jansson.h>
@@ -187,6 +188,13 @@ static void shuffle_lines(strbuf *b, uint64_t seed)
     b->cap = b->len + 1;
 }
 
+static void add_line(void *user, const char *line)
+{
+    strbuf *b = user;
+    sb_add(b, line, strlen(line));
+    sb_add(b, "\n", 1);
+}
+
 /* ---- annotations -------------------------------------------------------------------------- */
 
 static json_t *info_object(const gr_synth_config *cfg)
@@ -340,9 +348,15 @@ gr_status gr_synth_write(const char *dir, const gr_synth_config *cfg, gr_synth_s
     }
     shuffle_lines(&corpus[0], gr_seed_mix(cfg->seed, 0x434f52505553ULL /* "CORPUS" */, 0));
     shuffle_lines(&corpus[1], gr_seed_mix(cfg->seed, 0x434f52505553ULL, 1));
+    strbuf facts = {0};
+    gr_rng fr;
+    gr_rng_seed(&fr, gr_seed_mix(cfg->seed, 0x4641435453ULL /* "FACTS" */, 0));
+    sum->knowledge_facts = (size_t)gr_synth_knowledge_facts(cfg, &fr, add_line, &facts);
     if ((st = write_buf(dir, "corpus.txt", &corpus[0])) || (st = write_buf(dir, "corpus_val.txt", &corpus[1])) ||
-        (st = write_buf(dir, "scenes.jsonl", &scenes)))
+        (st = write_buf(dir, "knowledge.txt", &facts)) || (st = write_buf(dir, "scenes.jsonl", &scenes))) {
+        free(facts.p);
         goto done;
+    }
     json_t *colors = json_array(), *shapes = json_array();
     for (int c = 0; c < cfg->n_colors; c++) json_array_append_new(colors, json_string(gr_synth_color_name(c)));
     for (int s = 0; s < cfg->n_shapes; s++) json_array_append_new(shapes, json_string(gr_synth_shape_name(s)));
@@ -352,11 +366,12 @@ gr_status gr_synth_write(const char *dir, const gr_synth_config *cfg, gr_synth_s
                                                                "captions", (json_int_t)sum->captions[sp], "questions",
                                                                (json_int_t)sum->questions[sp]));
     json_t *world = json_pack(
-        "{s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:I, s:s, s:s}", "seed", (json_int_t)cfg->seed,
+        "{s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:I, s:I, s:s, s:s}", "seed", (json_int_t)cfg->seed,
         "size", cfg->size, "image_size", cfg->image_size, "min_objects", cfg->min_objects, "max_objects",
         cfg->max_objects, "distractors", cfg->distractors, "captions_per_image", cfg->captions_per_image,
         "questions_per_image", cfg->questions_per_image, "png_compression", cfg->png_compression, "colors", colors,
-        "shapes", shapes, "splits", counts, "corpus_sentences", (json_int_t)sum->corpus_sentences, "vqa_image_pattern",
+        "shapes", shapes, "splits", counts, "corpus_sentences", (json_int_t)sum->corpus_sentences, "knowledge_facts",
+        (json_int_t)sum->knowledge_facts, "vqa_image_pattern",
         "{image_id:012}.png", "generator", "graft synth");
     st = write_json(dir, "world.json", world);
 done:

@@ -1,12 +1,16 @@
 /* Greedy and beam search over a language-model plugin's KV cache.
  *
- * Beam search follows transformers' BeamSearchScorer (>= 4.38): per step the top 2K candidates
- * of K*V are scanned in order; an EOS candidate ranked within the first K closes a hypothesis
- * scored sum_logprobs / generated_len^length_penalty (generated_len counts the EOS); the first
- * K non-EOS candidates continue. A batch row is done once it holds K hypotheses and none of the
- * live beams can still beat the worst of them (early_stopping=False). At max_new_tokens every
- * live beam is closed with its score. The EOS ban below min_new_tokens is applied to the
- * log-probabilities, as HF's logits processors see them. */
+ * Beam search follows transformers' _beam_search with BeamSearchScorer (4.38-4.44): per step the
+ * top max(2, 1 + n_eos) * K candidates of K*V are scanned in order (so K of them are never all
+ * EOS); an EOS candidate ranked within the first K closes a hypothesis scored
+ * sum_logprobs / generated_len^length_penalty (generated_len counts the EOS); the first K
+ * non-EOS candidates continue. A batch row is done once it holds K hypotheses and the worst of
+ * them is >= the best candidate's sum / generated_len^length_penalty (early_stopping=False). At
+ * max_new_tokens every live beam is closed with its score. Hypotheses are kept as
+ * BeamHypotheses keeps them (insertion order; the first worst is dropped) and the answer is the
+ * last best one in that order (Python's stable sort + pop()), so ties resolve as in HF. The EOS
+ * ban below min_new_tokens is applied to the log-probabilities, as HF's logits processors see
+ * them. tests/gen/test_beam.c checks all of this against a plain reference. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -50,24 +54,25 @@ static double length_norm(double sum_logprobs, int len, double penalty)
     return sum_logprobs / pow((double)(len > 0 ? len : 1), penalty);
 }
 
-static void hyp_add(hyp_set *h, int k, const int32_t *tokens, int len, double score)
+/* BeamHypotheses.add: append when there is room or the score beats the worst; past K, delete
+ * the first of the lowest scores, keeping the order of the others. */
+static gr_status hyp_add(hyp_set *h, int k, const int32_t *tokens, int len, double score)
 {
-    if (h->count < k || score > h->worst) {
-        if (h->count == k) {
-            /* drop the worst */
-            int w = 0;
-            for (int i = 1; i < h->count; i++) if (h->items[i].score < h->items[w].score) w = i;
-            free(h->items[w].tokens);
-            h->items[w] = h->items[--h->count];
-        }
-        hyp *n = &h->items[h->count++];
-        n->score = score;
-        n->len = len;
-        n->tokens = malloc(sizeof(int32_t) * (size_t)(len > 0 ? len : 1));
-        if (n->tokens && len) memcpy(n->tokens, tokens, sizeof(int32_t) * (size_t)len);
-        h->worst = DBL_MAX;
-        for (int i = 0; i < h->count; i++) if (h->items[i].score < h->worst) h->worst = h->items[i].score;
+    if (h->count == k && !(score > h->worst)) return GR_OK;
+    int32_t *copy = malloc(sizeof(int32_t) * (size_t)(len > 0 ? len : 1));
+    if (!copy) return gr_fail(GR_ERR_NOMEM, "generate: out of memory");
+    if (len) memcpy(copy, tokens, sizeof(int32_t) * (size_t)len);
+    if (h->count == k) {
+        int w = 0;
+        for (int i = 1; i < h->count; i++) if (h->items[i].score < h->items[w].score) w = i;
+        free(h->items[w].tokens);
+        memmove(h->items + w, h->items + w + 1, sizeof(hyp) * (size_t)(h->count - w - 1));
+        h->count--;
     }
+    h->items[h->count++] = (hyp){score, copy, len};
+    h->worst = DBL_MAX;
+    for (int i = 0; i < h->count; i++) if (h->items[i].score < h->worst) h->worst = h->items[i].score;
+    return GR_OK;
 }
 
 /* Repeats each row of a host [rows, cols] int array `times` times. */
@@ -80,6 +85,28 @@ static int32_t *repeat_rows(const int32_t *src, int64_t rows, int64_t cols, int 
         for (int t = 0; t < times; t++)
             memcpy(dst + (r * times + t) * cols, src + r * cols, sizeof(int32_t) * (size_t)cols);
     return dst;
+}
+
+/* An encoder-decoder reads its prompt right padded, as HF's T5 tokenizer pads: the encoder's
+ * relative position buckets would otherwise count the padding between the soft prompt and the
+ * text, and a row would not equal the same row alone. Copies the real tokens of every row to its
+ * front (works for left, right or no padding). */
+static gr_status right_align(const int32_t *ids, const int32_t *mask, int64_t rows, int64_t cols, int32_t pad,
+                             int32_t **ids_out, int32_t **mask_out)
+{
+    *ids_out = malloc(sizeof(int32_t) * (size_t)(rows * cols + 1));
+    *mask_out = malloc(sizeof(int32_t) * (size_t)(rows * cols + 1));
+    if (!*ids_out || !*mask_out) return gr_fail(GR_ERR_NOMEM, "generate: out of memory");
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t n = 0;
+        for (int64_t j = 0; j < cols; j++)
+            if (mask[r * cols + j]) (*ids_out)[r * cols + n++] = ids[r * cols + j];
+        for (int64_t j = 0; j < cols; j++) {
+            if (j >= n) (*ids_out)[r * cols + j] = pad;
+            (*mask_out)[r * cols + j] = j < n;
+        }
+    }
+    return GR_OK;
 }
 
 static gr_status fetch_logits(gr_ctx *ctx, gr_tensor *logits, int64_t rows, float **buf, int64_t *vocab)
@@ -107,11 +134,13 @@ gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
     const int maxn = cfg->max_new_tokens;
     if (maxn <= 0) return gr_fail(GR_ERR_INVALID, "generate: max_new_tokens must be positive");
     if (K > 32) return gr_fail(GR_ERR_INVALID, "generate: num_beams %d exceeds 32", K);
+    if (cfg->n_eos < 0 || cfg->n_eos > GR_GEN_MAX_EOS)
+        return gr_fail(GR_ERR_INVALID, "generate: %d EOS ids (at most %d)", cfg->n_eos, GR_GEN_MAX_EOS);
     int grad_was = gr_ctx_set_grad_enabled(ctx, 0);
 
     gr_status s = GR_OK;
     gr_lm_inputs in = *prompt;
-    int32_t *ids_rep = NULL, *mask_rep = NULL;
+    int32_t *ids_rep = NULL, *mask_rep = NULL, *ids_ra = NULL, *mask_ra = NULL;
     float *logits_host = NULL;
     double *logp = NULL;
     int32_t *seq = NULL, *seq_next = NULL, *next_tok = NULL, *src_rows = NULL;
@@ -122,11 +151,30 @@ gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
     int64_t V = 0;
     int steps = 0;
 
+    gr_lm_info info = {.struct_size = sizeof info};
+    iface->info(lm, &info);
+    if (info.is_encoder_decoder && prompt->mask && prompt->seq > 0) {
+        if (!prompt->ids) {
+            for (int64_t r = 0; r < B; r++)
+                if (!prompt->mask[r * prompt->seq]) {
+                    s = gr_fail(GR_ERR_UNSUPPORTED, "generate: an encoder-decoder prompt given as embeddings must be "
+                                "right padded (row %lld starts with padding)", (long long)r);
+                    goto done;
+                }
+        } else {
+            s = right_align(prompt->ids, prompt->mask, B, prompt->seq, info.pad_id >= 0 ? info.pad_id : cfg->pad_id,
+                            &ids_ra, &mask_ra);
+            if (s != GR_OK) goto done;
+            in.ids = ids_ra;
+            in.mask = mask_ra;
+        }
+    }
     if (K > 1) {
+        const int32_t *src_ids = in.ids, *src_mask = in.mask;
         in.batch = R;
-        if (prompt->ids) { ids_rep = repeat_rows(prompt->ids, B, prompt->seq, K); in.ids = ids_rep; }
-        if (prompt->mask) { mask_rep = repeat_rows(prompt->mask, B, prompt->seq, K); in.mask = mask_rep; }
-        if ((prompt->ids && !ids_rep) || (prompt->mask && !mask_rep)) {
+        if (src_ids) { ids_rep = repeat_rows(src_ids, B, prompt->seq, K); in.ids = ids_rep; }
+        if (src_mask) { mask_rep = repeat_rows(src_mask, B, prompt->seq, K); in.mask = mask_rep; }
+        if ((src_ids && !ids_rep) || (src_mask && !mask_rep)) {
             s = gr_fail(GR_ERR_NOMEM, "generate: out of memory");
             goto done;
         }
@@ -197,10 +245,11 @@ gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
                     }
                     continue;
                 }
-                /* Top 2K of beam_score + logprob over K*V, kept sorted descending. */
-                int want = 2 * K;
-                double top_s[64];
-                int64_t top_i[64];
+                /* Top max(2, 1 + n_eos) * K of beam_score + logprob over K*V, sorted descending
+                 * (ties: lower flat index first). */
+                int want = (cfg->n_eos + 1 > 2 ? cfg->n_eos + 1 : 2) * K;
+                double top_s[(GR_GEN_MAX_EOS + 1) * 32];
+                int64_t top_i[(GR_GEN_MAX_EOS + 1) * 32];
                 int n_top = 0;
                 for (int k = 0; k < K; k++) {
                     int64_t r = b * K + k;
@@ -228,8 +277,9 @@ gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
                     int64_t src = b * K + k;
                     if (is_eos(cfg, tok)) {
                         if (rank >= K) continue;
-                        hyp_add(&hyps[b], K, seq + src * maxn, t,
-                                length_norm(top_s[rank], t + 1, cfg->length_penalty));
+                        s = hyp_add(&hyps[b], K, seq + src * maxn, t,
+                                    length_norm(top_s[rank], t + 1, cfg->length_penalty));
+                        if (s != GR_OK) goto done;
                     } else {
                         int64_t r = b * K + filled;
                         beam_next[r] = top_s[rank];
@@ -238,7 +288,7 @@ gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
                         filled++;
                     }
                 }
-                for (; filled < K; filled++) { /* every candidate was EOS: keep rows inert */
+                for (; filled < K; filled++) { /* only when K*V is smaller than the scan: inert rows */
                     int64_t r = b * K + filled;
                     beam_next[r] = -1e9;
                     next_tok[r] = cfg->pad_id;
@@ -271,13 +321,14 @@ gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
     } else {
         for (int64_t b = 0; b < B; b++) {
             if (!hyps[b].done)
-                for (int k = 0; k < K; k++) {
+                for (int k = 0; k < K && s == GR_OK; k++) {
                     int64_t r = b * K + k;
-                    hyp_add(&hyps[b], K, seq + r * maxn, steps,
-                            length_norm(beam_scores[r], steps, cfg->length_penalty));
+                    s = hyp_add(&hyps[b], K, seq + r * maxn, steps,
+                                length_norm(beam_scores[r], steps, cfg->length_penalty));
                 }
-            int best = 0;
-            for (int i = 1; i < hyps[b].count; i++) if (hyps[b].items[i].score > hyps[b].items[best].score) best = i;
+            if (s != GR_OK) { free(result); goto done; }
+            int best = 0; /* the last of the best, as sorted(...).pop() picks it */
+            for (int i = 1; i < hyps[b].count; i++) if (hyps[b].items[i].score >= hyps[b].items[best].score) best = i;
             hyp *h = &hyps[b].items[best];
             out_lens[b] = h->len;
             if (h->len) memcpy(result + b * maxn, h->tokens, sizeof(int32_t) * (size_t)h->len);
@@ -294,7 +345,7 @@ done:
         }
         free(hyps);
     }
-    free(ids_rep); free(mask_rep); free(logits_host); free(logp);
+    free(ids_rep); free(mask_rep); free(ids_ra); free(mask_ra); free(logits_host); free(logp);
     free(seq); free(seq_next); free(next_tok); free(src_rows);
     free(beam_scores); free(beam_next); free(finished);
     gr_ctx_set_grad_enabled(ctx, grad_was);

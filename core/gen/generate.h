@@ -19,8 +19,10 @@ typedef struct gr_gen_config {
 } gr_gen_config;
 
 /* Generates for every row of `prompt` (batch rows; ids/mask/prefix as in gr_lm_inputs, left
- * padded). out_ids gets a malloc'd [batch * max_new_tokens] array, out_lens[batch] the
- * number of tokens of each row (EOS excluded). */
+ * padded; an encoder-decoder's prompt is handed to the plugin right padded, as HF's T5 tokenizer
+ * pads, so any padding works there). out_ids gets a malloc'd [batch * max_new_tokens] array,
+ * out_lens[batch] the number of tokens of each row (EOS excluded). Uses iface->info and the
+ * generate_begin/step, cache_reorder and cache_free slots. */
 gr_status gr_generate(const gr_lm_iface *iface, gr_lm *lm, gr_ctx *ctx,
                       const gr_lm_inputs *prompt, const gr_gen_config *cfg, int32_t **out_ids,
                       int *out_lens);

@@ -8,26 +8,40 @@
 #include "graft/weights.h"
 #include "io/safetensors.h"
 
-gr_tensor *gr_weights_param(gr_ctx *ctx, const gr_weights *w, const char *name, int ndim, const int64_t *shape)
+gr_status gr_weights_param(gr_ctx *ctx, const gr_weights *w, const char *prefix, const char *name, int ndim,
+                           const int64_t *shape, gr_tensor **out)
 {
-    if (gr_ctx_status(ctx)) return NULL;
-    const gr_weight_info *info = gr_weights_expect(w, name, ndim, shape);
+    *out = NULL;
+    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
+    char stack[512], *full = stack;
+    size_t n = strlen(prefix ? prefix : "") + strlen(name) + 1;
+    if (n > sizeof stack && !(full = malloc(n))) return gr_fail(GR_ERR_NOMEM, "%s: out of memory", name);
+    snprintf(full, n, "%s%s", prefix ? prefix : "", name);
+    gr_status s = GR_OK;
+    const gr_weight_info *info = gr_weights_expect(w, full, ndim, shape);
     if (!info) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", gr_last_error());
-        gr_ctx_fail(ctx, GR_ERR_NOT_FOUND, "%s", msg);
-        return NULL;
+        const gr_weight_info *found = gr_weights_find(w, full);
+        s = !found ? GR_ERR_NOT_FOUND : found->dtype == GR_DTYPE_COUNT ? GR_ERR_UNSUPPORTED : GR_ERR_SHAPE;
+    } else if (info->dtype != GR_F32 && info->dtype != GR_F16 && info->dtype != GR_BF16) {
+        s = gr_fail(GR_ERR_UNSUPPORTED, "%s: tensor '%s' is stored as %s; a parameter is F32, F16 or BF16",
+                    info->file, full, gr_dtype_name(info->dtype));
+    } else if ((uintptr_t)info->data % gr_dtype_size(info->dtype) == 0) {
+        /* Zero-copy when the mapping is aligned for the dtype (the writer guarantees it;
+         * other writers usually do); otherwise an uploaded copy. */
+        *out = gr_param_from_host(ctx, name, info->dtype, info->ndim, info->shape, info->data);
+    } else {
+        *out = gr_param_new(ctx, name, info->dtype, info->ndim, info->shape);
+        if (*out && gr_upload(ctx, *out, info->data) != GR_OK) {
+            gr_tensor_free(ctx, *out);
+            *out = NULL;
+        }
     }
-    /* Zero-copy when the mapping is aligned for the dtype (the writer guarantees it; other
-     * writers usually do); otherwise an uploaded copy. */
-    if ((uintptr_t)info->data % gr_dtype_size(info->dtype) == 0)
-        return gr_param_from_host(ctx, name, info->dtype, info->ndim, info->shape, info->data);
-    gr_tensor *t = gr_param_new(ctx, name, info->dtype, info->ndim, info->shape);
-    if (t && gr_upload(ctx, t, info->data) != GR_OK) {
-        gr_tensor_free(ctx, t);
-        return NULL;
+    if (s == GR_OK && !*out) {
+        s = gr_ctx_status(ctx) ? gr_ctx_status(ctx) : GR_ERR_BACKEND;
+        gr_fail_context(s, "%s: loading '%s'", info->file, full);
     }
-    return t;
+    if (full != stack) free(full);
+    return s;
 }
 
 typedef struct write_ctx {

@@ -21,6 +21,7 @@ struct gr_runlog {
     char *dir;
     char *metrics; /* RUN_DIR/metrics.jsonl */
     int fd;
+    int follow;    /* GR_RUN_FOLLOW: never writes */
     double flops_total;
     int64_t last_step;
 };
@@ -78,6 +79,10 @@ static gr_status write_all(int fd, const char *path, const char *p, size_t n)
 static gr_status append_record(gr_runlog *log, json_t *obj)
 {
     if (!obj) return gr_fail(GR_ERR_NOMEM, "%s: out of memory", log->metrics);
+    if (log->follow) {
+        json_decref(obj);
+        return GR_OK;
+    }
     json_object_set_new(obj, "time", json_real(wall_time()));
     char *s = gr_json_dump_exact(obj, JSON_COMPACT);
     json_decref(obj);
@@ -191,6 +196,7 @@ gr_status gr_runlog_event(gr_runlog *log, int64_t step, double epoch, const char
 
 gr_status gr_runlog_sync(gr_runlog *log)
 {
+    if (log->follow) return GR_OK;
     if (fsync(log->fd) != 0) return gr_fail(GR_ERR_IO, "%s: fsync failed: %s", log->metrics, strerror(errno));
     return GR_OK;
 }
@@ -275,6 +281,8 @@ gr_status gr_runlog_open(const char *run_dir, gr_run_mode mode, gr_runlog **out)
     gr_status st = GR_OK;
     if (!log->dir || !log->metrics) {
         st = gr_fail(GR_ERR_NOMEM, "%s: out of memory", run_dir);
+    } else if (mode == GR_RUN_FOLLOW) {
+        log->follow = 1; /* rank 0 creates or repairs the directory; this one only reads */
     } else if (mode == GR_RUN_NEW) {
         st = open_new(log);
     } else if (!gr_is_dir(run_dir)) {
@@ -354,7 +362,7 @@ gr_status gr_runlog_truncate_after(gr_runlog *log, int64_t step)
     if (step != INT64_MAX && last_train_step < step)
         return gr_fail(GR_ERR_FORMAT, "%s: the log ends at step %lld but the checkpoint is at step %lld",
                        log->metrics, (long long)last_train_step, (long long)step);
-    if (cut < len) {
+    if (cut < len && !log->follow) {
         if (ftruncate(log->fd, (off_t)cut) != 0)
             return gr_fail(GR_ERR_IO, "%s: cannot truncate: %s", log->metrics, strerror(errno));
         st = gr_runlog_sync(log);

@@ -37,7 +37,10 @@ typedef struct gr_runlog gr_runlog;
 
 typedef enum gr_run_mode {
     GR_RUN_NEW = 0,   /* create RUN_DIR (and parents); refuse if it already holds a run */
-    GR_RUN_RESUME = 1 /* RUN_DIR must hold a run; a torn last line of metrics.jsonl is cut */
+    GR_RUN_RESUME = 1, /* RUN_DIR must hold a run; a torn last line of metrics.jsonl is cut */
+    GR_RUN_FOLLOW = 2  /* a data-parallel rank other than 0 (docs/distributed.md): writes
+                          nothing, anywhere; records only advance the in-memory totals, and
+                          truncate_after reads rank 0's log (read-only) to restore them */
 } gr_run_mode;
 
 /* FLOPs of one optimizer step (all micro-batches of it), split as the cost model sees them:

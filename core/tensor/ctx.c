@@ -33,6 +33,8 @@ struct gr_ctx {
     gr_node **tape;
     size_t ntape, cap_tape;
     gr_node *free_nodes;
+    gr_grad_ready_fn grad_ready;         /* gr_ctx_set_grad_ready_hook */
+    void *grad_ready_user;
 };
 
 /* ---------------------------------------------------------------- errors ---- */
@@ -335,6 +337,27 @@ static void release_storage(gr_ctx *ctx, gr_tensor *t)
 
 void gr__release(gr_ctx *ctx, gr_tensor *t) { release_storage(ctx, t); }
 
+/* Copy-on-write for zero-copy weights: a tensor that wraps caller memory (a read-only mmap of
+ * a safetensors file) gets a buffer of its own with the same bytes before anything writes it
+ * (an upload, an optimizer step). Other views of the mapping keep reading the file. */
+static int own_storage(gr_ctx *ctx, gr_tensor *t)
+{
+    if (!t->priv || !t->priv->st || !t->priv->st->wrapped) return 1;
+    size_t n = gr_nbytes(t);
+    gr_storage *st = storage_alloc(ctx, n ? n : 1);
+    if (!st) return 0;
+    if (n && !gr__k(ctx, "copy", ctx->be->iface->copy(ctx->be->ctx, st->buf, 0, t->buffer, t->offset, n))) {
+        gr__storage_unref(ctx, st);
+        return 0;
+    }
+    gr_storage *old = t->priv->st;
+    t->priv->st = st;
+    t->buffer = st->buf;
+    t->offset = 0;
+    gr__storage_unref(ctx, old);
+    return 1;
+}
+
 void gr__drop(gr_ctx *ctx, gr_tensor *t)
 {
     if (!t) return;
@@ -442,6 +465,16 @@ void gr_ctx_destroy(gr_ctx *ctx)
 }
 
 /* Tape storage lives in the context struct; tape.c uses these. */
+void gr_ctx_set_grad_ready_hook(gr_ctx *ctx, gr_grad_ready_fn fn, void *user)
+{
+    ctx->grad_ready = fn;
+    ctx->grad_ready_user = fn ? user : NULL;
+}
+gr_grad_ready_fn gr__grad_ready_hook(gr_ctx *ctx, void **user)
+{
+    *user = ctx->grad_ready_user;
+    return ctx->grad_ready;
+}
 gr_node **gr__tape(gr_ctx *ctx, size_t **n, size_t **cap) { *n = &ctx->ntape; *cap = &ctx->cap_tape; return ctx->tape; }
 void gr__tape_set(gr_ctx *ctx, gr_node **tape) { ctx->tape = tape; }
 gr_node **gr__free_nodes(gr_ctx *ctx) { return &ctx->free_nodes; }
@@ -558,6 +591,7 @@ gr_status gr_upload(gr_ctx *ctx, gr_tensor *t, const void *data)
     if (!gr__ok(ctx)) return gr_ctx_status(ctx);
     if (!gr__in(ctx, "gr_upload", t)) return gr_ctx_status(ctx);
     if (!gr_nbytes(t)) return GR_OK;
+    if (!own_storage(ctx, t)) return gr_ctx_status(ctx);
     if (!gr__k(ctx, "gr_upload", ctx->be->iface->upload(ctx->be->ctx, t->buffer, t->offset, data, gr_nbytes(t))))
         return gr_ctx_status(ctx);
     return GR_OK;
@@ -590,7 +624,10 @@ gr_status gr_to_host_f32(gr_ctx *ctx, const gr_tensor *t, float *dst)
 
 void gr_set_trainable(gr_tensor *t, int trainable)
 {
-    if (t && t->priv) t->priv->trainable = trainable != 0;
+    if (!t || !t->priv) return;
+    /* A trainable tensor is written by the optimizer: it must not be a read-only mapping. */
+    if (trainable && t->priv->ctx && !own_storage(t->priv->ctx, t)) return;
+    t->priv->trainable = trainable != 0;
 }
 int gr_is_trainable(const gr_tensor *t) { return t && t->priv && t->priv->trainable; }
 void gr_requires_grad(gr_tensor *t)

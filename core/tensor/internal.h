@@ -42,6 +42,7 @@ struct gr_tensor_priv {
     gr_storage *st;
     gr_tensor *prev, *next;   /* the context's transient or persistent list */
     uint8_t persistent, trainable, requires_grad, keep, released, grad_valid, is_grad;
+    uint8_t ready_mark;       /* gr_backward with a grad-ready hook: already listed */
     gr_node *node;            /* the node that made this tensor (NULL: leaf or constant) */
     gr_tensor *grad;          /* leaves: the accumulated gradient */
     gr_tensor *gacc;          /* non-leaves: the gradient pending during gr_backward */
@@ -83,6 +84,8 @@ gr_node *gr__record(gr_ctx *ctx, const char *op, gr_backward_fn fn, gr_tensor *o
                     gr_tensor *a, gr_tensor *b, gr_tensor *c);
 void gr__save(gr_node *n, gr_tensor *t);
 void gr__tape_clear(gr_ctx *ctx);
+/* The gradient-ready hook (ctx.c; NULL when none). */
+gr_grad_ready_fn gr__grad_ready_hook(gr_ctx *ctx, void **user);
 /* Where the gradient of x goes: its pending or accumulated gradient (F32, x's shape).
  * *accumulate = 1 when it already holds a value to add to. NULL when x needs no gradient. */
 gr_tensor *gr__grad_slot(gr_ctx *ctx, gr_tensor *x, int *accumulate);

@@ -152,6 +152,49 @@ void gr__grad_give(gr_ctx *ctx, gr_tensor *x, gr_tensor *g)
 
 /* ------------------------------------------------------------------ backward ---- */
 
+/* For the gradient-ready hook: each trainable parameter on the tape with the index of the
+ * FIRST node (in forward order) that uses it, which is the last one the reverse walk runs.
+ * Sorted by that index because the scan goes forward. */
+typedef struct ready_list {
+    size_t *at;
+    gr_tensor **param;
+    size_t count;
+} ready_list;
+
+static int ready_list_build(gr_ctx *ctx, gr_node **tape, size_t n, ready_list *rl)
+{
+    size_t cap = 0;
+    int ok = 1;
+    for (size_t i = 0; i < n && ok; i++) {
+        for (int j = 0; j < GR_NODE_IN; j++) {
+            gr_tensor *x = tape[i]->in[j];
+            if (!x || x->priv->node || !x->priv->trainable || x->priv->ready_mark) continue;
+            if (rl->count == cap) {
+                cap = cap ? 2 * cap : 64;
+                size_t *a = realloc(rl->at, cap * sizeof *a);
+                if (a) rl->at = a;
+                gr_tensor **p = a ? realloc(rl->param, cap * sizeof *p) : NULL;
+                if (p) rl->param = p;
+                if (!a || !p) {
+                    gr__fail(ctx, GR_ERR_NOMEM, "gr_backward: out of host memory (grad-ready list)");
+                    ok = 0;
+                    break;
+                }
+            }
+            x->priv->ready_mark = 1;
+            rl->at[rl->count] = i;
+            rl->param[rl->count++] = x;
+        }
+    }
+    for (size_t k = 0; k < rl->count; k++) rl->param[k]->priv->ready_mark = 0;
+    if (!ok) {
+        free(rl->at);
+        free(rl->param);
+        memset(rl, 0, sizeof *rl);
+    }
+    return ok;
+}
+
 gr_status gr_backward(gr_ctx *ctx, gr_tensor *out, gr_tensor *seed)
 {
     if (!gr__ok(ctx)) return gr_ctx_status(ctx);
@@ -190,6 +233,11 @@ gr_status gr_backward(gr_ctx *ctx, gr_tensor *out, gr_tensor *seed)
 
     size_t *n, *cap;
     gr_node **tape = gr__tape(ctx, &n, &cap);
+    void *huser;
+    gr_grad_ready_fn hook = gr__grad_ready_hook(ctx, &huser);
+    ready_list rl = {0};
+    if (hook && !ready_list_build(ctx, tape, *n, &rl)) return gr_ctx_status(ctx);
+    size_t next_ready = rl.count; /* rl is in increasing node index; the walk goes down */
     for (size_t i = *n; i-- > 0;) {
         gr_node *node = tape[i];
         gr_tensor *o = node->out;
@@ -201,9 +249,22 @@ gr_status gr_backward(gr_ctx *ctx, gr_tensor *out, gr_tensor *seed)
         }
         node_free(ctx, node);
         tape = gr__tape(ctx, &n, &cap);
+        for (; next_ready > 0 && rl.at[next_ready - 1] == i; next_ready--)
+            if (gr__ok(ctx)) hook(huser, rl.param[next_ready - 1]);
     }
     *n = 0;
+    free(rl.at);
+    free(rl.param);
     return gr_ctx_status(ctx);
+}
+
+gr_tensor *gr_grad_buffer(gr_ctx *ctx, gr_tensor *t)
+{
+    if (!t || !t->priv || !t->priv->trainable || t->priv->node) return NULL;
+    int acc;
+    gr_tensor *g = gr__grad_slot(ctx, t, &acc);
+    if (g) gr__grad_written(t);
+    return g;
 }
 
 gr_tensor *gr__gbegin(gr_ctx *ctx, gr_tensor *x, int *is_temp)

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "graft/strategy.h"
 #include "plugin/registry.h"
+#include "dist/dist.h"
 #include "run/runlog.h"
 #include "train/checkpoint.h"
 #include "train/engine_internal.h"
@@ -48,7 +49,7 @@ static const gr_config_key engine_keys[] = {
     {"data.cache_features", GR_CFG_BOOL, "true", "keep the frozen vision tower's outputs in memory (off with augmentation)"},
     {"data.max_text_tokens", GR_CFG_INT, "64", "truncate training texts to this many tokens"},
     {"train.task", GR_CFG_STRING, "caption", "caption or vqa"},
-    {"train.prompt", GR_CFG_STRING, "Question: {} Answer:", "VQA training input template"},
+    {"train.prompt", GR_CFG_STRING, "", "VQA training input template (\"\": \"Question: {} Answer:\", Flan-T5 \"Question: {} Short answer:\")"},
     {"train.trainable", GR_CFG_STRING_LIST, "[\"query_tokens\", \"qformer.*\", \"language_projection.*\"]", "fnmatch patterns of trainable tensors"},
     {"train.lr_mult_patterns", GR_CFG_STRING_LIST, "[]", "patterns with their own lr multiplier (train.lr_mults)"},
     {"train.lr_mults", GR_CFG_FLOAT_LIST, "[]", "lr multipliers of train.lr_mult_patterns"},
@@ -74,7 +75,7 @@ static const gr_config_key engine_keys[] = {
     {"train.max_nonfinite", GR_CFG_INT, "5", "stop after this many non-finite steps in a row"},
     {"train.progress", GR_CFG_STRING, "auto", "auto, bar, lines or quiet"},
     {"gen.prompt", GR_CFG_STRING, "", "generation prompt template for captions (\"{}\" = question)"},
-    {"gen.vqa_prompt", GR_CFG_STRING, "Question: {} Answer:", "generation prompt template for VQA"},
+    {"gen.vqa_prompt", GR_CFG_STRING, "", "generation prompt template for VQA (\"\": as train.prompt's default)"},
     {"gen.num_beams", GR_CFG_INT, "5", "beam size (1: greedy)"},
     {"gen.max_new_tokens", GR_CFG_INT, "30", "caption length limit (VQA: gen.vqa_max_new_tokens)"},
     {"gen.min_new_tokens", GR_CFG_INT, "8", "captions: EOS forbidden before this many tokens"},
@@ -380,7 +381,7 @@ gr_status gr_engine_model_preproc(const gr_engine_model *m, gr_image_preproc *pp
     if (f && gr_path_exists(f)) {
         s = gr_image_preproc_load(f, pp);
     } else {
-        gr_vlm_info info;
+        gr_vlm_info info = {.struct_size = sizeof(gr_vlm_info)};
         gr_vlm_get_info(m->vlm, &info);
         gr_image_preproc_clip_defaults(pp);
         pp->resize_shortest_edge = (int)info.vision.image_size;
@@ -396,6 +397,7 @@ gr_status gr_engine_gen_config(const gr_engine *e, const gr_engine_model *m, con
     memset(gen, 0, sizeof *gen);
     int vqa = strcmp(task, "vqa") == 0;
     gen->prompt = gr_config_string(c, vqa ? "gen.vqa_prompt" : "gen.prompt");
+    if (vqa && !gen->prompt[0]) gen->prompt = gr_vlm_vqa_prompt(m->vlm); /* LAVIS: per LM family */
     gen->search.num_beams = (int)gr_config_int(c, "gen.num_beams");
     gen->search.max_new_tokens = (int)gr_config_int(c, vqa ? "gen.vqa_max_new_tokens" : "gen.max_new_tokens");
     gen->search.min_new_tokens = (int)gr_config_int(c, vqa ? "gen.vqa_min_new_tokens" : "gen.min_new_tokens");
@@ -451,6 +453,8 @@ static gr_status make_task(gr_engine *e, gr_engine_model *m, const char *task, c
     tc.batch_size = batch > 0 ? batch : gr_config_int(c, "data.batch_size");
     tc.eval_batch_size = gr_config_int(c, "data.eval_batch_size");
     tc.seed = (uint64_t)gr_config_int(c, "data.seed");
+    tc.rank = gr_dist_rank(); /* data parallel: this rank's shard (docs/distributed.md) */
+    tc.world_size = gr_dist_world();
     tc.eval_limit = gr_config_int(c, "data.eval_limit");
     tc.max_text_tokens = (int)gr_config_int(c, "data.max_text_tokens");
     tc.train_prompt = gr_config_string(c, "train.prompt");
@@ -763,7 +767,7 @@ gr_status gr_engine_run_stage(gr_engine *e, gr_engine_model *m, const gr_stage_s
         e->global_step += tres.steps;
         e->epochs_done += tres.epochs;
         gr_runlog_event(e->log, e->global_step, e->epochs_done, "stage_end", "%s", sp->name);
-        s = save_stage_tensors(e, m, sp->name);
+        s = gr_dist_is_root() ? save_stage_tensors(e, m, sp->name) : GR_OK; /* rank 0 writes */
         if (s == GR_OK) s = record_done(e, sp->name, m->role, res);
         e->stage_index++;
         char key[300];
@@ -890,10 +894,12 @@ gr_status gr_engine_create(gr_config *cfg, gr_backend *backend, const char *run_
     if (s != GR_OK) return s;
     e->run_dir = strdup(run_dir);
     e->resume = resume;
-    s = gr_runlog_open(run_dir, resume ? GR_RUN_RESUME : GR_RUN_NEW, &e->log);
+    /* data parallel: rank 0 alone writes the run directory; the others follow its log */
+    int root = gr_dist_is_root();
+    s = gr_runlog_open(run_dir, !root ? GR_RUN_FOLLOW : resume ? GR_RUN_RESUME : GR_RUN_NEW, &e->log);
     char *cpath = s == GR_OK ? gr_runlog_path(e->log, GR_RUN_CONFIG) : NULL;
-    if (s == GR_OK && !resume) s = gr_config_write(cfg, cpath);
-    if (s == GR_OK) s = gr_read_file(cpath, &e->config_text, NULL);
+    if (s == GR_OK && !resume && root) s = gr_config_write(cfg, cpath);
+    if (s == GR_OK && root) s = gr_read_file(cpath, &e->config_text, NULL);
     free(cpath);
     if (s == GR_OK && resume) s = read_resume(e);
     if (s != GR_OK) {
@@ -932,7 +938,7 @@ gr_status gr_engine_run_strategy(gr_engine *e)
     const gr_strategy_iface *st = iface;
     s = st->run(e);
     if (s == GR_ERR_INTERRUPTED || s == GR_ERR_NUMERIC) return s;
-    if (s == GR_OK) {
+    if (s == GR_OK && gr_dist_is_root()) { /* rank 0 alone writes the report */
         gr_run_data *d = NULL;
         s = gr_run_data_read(e->run_dir, &d);
         if (s == GR_OK) s = gr_report_fill_from_log(e->report, d);

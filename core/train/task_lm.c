@@ -17,9 +17,14 @@ struct gr_lm_task {
     gr_lm_task_config cfg;
     gr_lm_info info;
     lines_t train, val;
+    int64_t *file_first;      /* train lines of corpus file i: file_first[i] .. file_first[i+1] */
+    double *weights;          /* per corpus file */
+    int64_t epoch_lines;      /* line copies per epoch (the same every epoch) */
+    int64_t *picks;           /* the current epoch's line copies, before shuffling */
     int32_t *stream;          /* the current epoch's packed training tokens */
+    int64_t stream_tokens;    /* tokens in the stream */
     int64_t stream_epoch;     /* epoch the stream was built for (-1: none) */
-    int64_t batches;          /* per epoch */
+    int64_t batches;          /* of the current stream's epoch */
     int64_t val_windows;
     int32_t *bufs;            /* batch buffers: ids | mask | labels */
 };
@@ -100,19 +105,40 @@ static gr_status read_corpus(const gr_tokenizer *tok, const char *path, lines_t 
 
 /* ---- batches ---- */
 
+/* Line copies of file f for an epoch: floor(w) copies of each line, then the first
+ * round(frac(w) * n) lines of a permutation fixed by (seed, epoch, f). */
+static int64_t extra_lines(double w, int64_t n) { return (int64_t)llround((w - floor(w)) * (double)n); }
+
 static gr_status build_stream(gr_lm_task *t, int64_t epoch)
 {
     if (t->stream_epoch == epoch) return GR_OK;
+    int64_t k = 0;
+    for (int f = 0; f < t->cfg.n_corpus; f++) {
+        int64_t a = t->file_first[f], n = t->file_first[f + 1] - a, rep = (int64_t)floor(t->weights[f]);
+        for (int64_t r = 0; r < rep; r++)
+            for (int64_t i = 0; i < n; i++) t->picks[k++] = a + i;
+        int64_t extra = extra_lines(t->weights[f], n);
+        if (extra > 0) {
+            size_t *perm, cnt;
+            gr_status s = gr_epoch_order((size_t)n, 1, gr_seed_mix(t->cfg.seed, 0x4d4958ULL /* "MIX" */, (uint64_t)f), (int)epoch, 0, 1,
+                                         &perm, &cnt);
+            if (s) return s;
+            for (int64_t i = 0; i < extra; i++) t->picks[k++] = a + (int64_t)perm[i];
+            free(perm);
+        }
+    }
     size_t *order, count;
-    gr_status s = gr_epoch_order((size_t)t->train.nl, 1, t->cfg.seed, (int)epoch, 0, 1, &order, &count);
+    gr_status s = gr_epoch_order((size_t)k, 1, t->cfg.seed, (int)epoch, 0, 1, &order, &count);
     if (s) return s;
     int64_t at = 0;
     for (size_t i = 0; i < count; i++) {
-        int64_t a = t->train.off[order[i]], b = t->train.off[order[i] + 1];
+        int64_t line = t->picks[order[i]], a = t->train.off[line], b = t->train.off[line + 1];
         memcpy(t->stream + at, t->train.ids + a, (size_t)(b - a) * sizeof *t->stream);
         at += b - a;
     }
     free(order);
+    t->stream_tokens = at;
+    t->batches = at / t->cfg.seq_len / t->cfg.batch_size;
     t->stream_epoch = epoch;
     return GR_OK;
 }
@@ -171,7 +197,11 @@ static gr_status forward_windows(gr_lm_task *t, gr_ctx *ctx, const int32_t *wind
 static gr_status task_batches(void *u, int64_t epoch, int64_t *count)
 {
     gr_lm_task *t = u;
-    (void)epoch;
+    gr_status s = build_stream(t, epoch);
+    if (s) return s;
+    if (t->batches < 1)
+        return gr_fail(GR_ERR_INVALID, "%s: epoch %lld has %lld training tokens, fewer than one batch of %lld x %lld", t->cfg.corpus[0],
+                       (long long)epoch, (long long)t->stream_tokens, (long long)t->cfg.batch_size, (long long)t->cfg.seq_len);
     *count = t->batches;
     return GR_OK;
 }
@@ -182,7 +212,10 @@ static gr_status task_forward(void *u, gr_ctx *ctx, int64_t epoch, int64_t index
     gr_status s = build_stream(t, epoch);
     if (s) return s;
     int64_t B = t->cfg.batch_size, T = t->cfg.seq_len;
-    gr_lm_outputs o;
+    if (index < 0 || index >= t->batches)
+        return gr_fail(GR_ERR_INVALID, "pretrain: batch %lld of epoch %lld is beyond its %lld batches", (long long)index, (long long)epoch,
+                       (long long)t->batches);
+    gr_lm_outputs o = {.struct_size = sizeof(gr_lm_outputs)};
     int64_t tokens;
     s = forward_windows(t, ctx, t->stream + index * B * T, B, 1, (uint64_t)epoch, index * B, &o, &tokens);
     if (s) return s;
@@ -202,7 +235,7 @@ gr_status gr_lm_task_eval_loss(gr_lm_task *t, gr_ctx *ctx, double *loss)
     for (int64_t w = 0; w < t->val_windows && !s; w += B) {
         int64_t b = t->val_windows - w < B ? t->val_windows - w : B;
         gr_ctx_reset(ctx);
-        gr_lm_outputs o;
+        gr_lm_outputs o = {.struct_size = sizeof(gr_lm_outputs)};
         int64_t tokens;
         s = forward_windows(t, ctx, t->val.ids + w * T, b, 0, 0, w, &o, &tokens);
         float v = 0;
@@ -242,10 +275,20 @@ gr_status gr_lm_task_create(const gr_lm_task_config *cfg, gr_lm_task **out)
     *out = NULL;
     if (cfg->seq_len < 4 || cfg->batch_size < 1) return gr_fail(GR_ERR_INVALID, "pretrain: seq_len must be >= 4 and batch_size >= 1");
     if (cfg->n_corpus < 1) return gr_fail(GR_ERR_INVALID, "pretrain: no corpus file");
+    for (int i = 0; cfg->corpus_weights && i < cfg->n_corpus; i++) {
+        double w = cfg->corpus_weights[i];
+        if (!(w >= 0 && w <= 1000))
+            return gr_fail(GR_ERR_INVALID, "%s: corpus weight %g is outside 0..1000", cfg->corpus[i], w);
+    }
     gr_lm_task *t = calloc(1, sizeof *t);
     if (!t) return gr_fail(GR_ERR_NOMEM, "pretrain: out of memory");
     t->cfg = *cfg;
+    t->cfg.corpus_weights = NULL; /* the caller's array need not outlive create: copied below */
     t->stream_epoch = -1;
+    t->file_first = calloc((size_t)cfg->n_corpus + 1, sizeof *t->file_first);
+    t->weights = calloc((size_t)cfg->n_corpus, sizeof *t->weights);
+    if (!t->file_first || !t->weights) { gr_lm_task_free(t); return gr_fail(GR_ERR_NOMEM, "pretrain: out of memory"); }
+    for (int i = 0; i < cfg->n_corpus; i++) t->weights[i] = cfg->corpus_weights ? cfg->corpus_weights[i] : 1.0;
     cfg->lm->info(cfg->model, &t->info);
     int64_t every = 0, counter = 0;
     if (cfg->n_val == 0 && cfg->val_fraction > 0) {
@@ -253,7 +296,10 @@ gr_status gr_lm_task_create(const gr_lm_task_config *cfg, gr_lm_task **out)
         if (every < 2) every = 2;
     }
     gr_status s = GR_OK;
-    for (int i = 0; i < cfg->n_corpus && !s; i++) s = read_corpus(cfg->tok, cfg->corpus[i], &t->train, &t->val, every, &counter);
+    for (int i = 0; i < cfg->n_corpus && !s; i++) {
+        s = read_corpus(cfg->tok, cfg->corpus[i], &t->train, &t->val, every, &counter);
+        t->file_first[i + 1] = t->train.nl;
+    }
     for (int i = 0; i < cfg->n_val && !s; i++) {
         int64_t c2 = 0;
         s = read_corpus(cfg->tok, cfg->val_corpus[i], &t->val, NULL, 0, &c2);
@@ -266,19 +312,32 @@ gr_status gr_lm_task_create(const gr_lm_task_config *cfg, gr_lm_task **out)
                         (int)id, (long long)t->info.vocab_size);
     }
     int64_t T = cfg->seq_len, B = cfg->batch_size;
+    /* An epoch's size: line copies (fixed) and an upper bound on its tokens (the fractional
+     * part of a weight draws different lines each epoch). */
+    int64_t max_tokens = 0;
+    for (int f = 0; f < cfg->n_corpus && !s; f++) {
+        int64_t a = t->file_first[f], n = t->file_first[f + 1] - a;
+        int64_t tokens = t->train.off && n ? t->train.off[a + n] - t->train.off[a] : 0;
+        t->epoch_lines += (int64_t)floor(t->weights[f]) * n + extra_lines(t->weights[f], n);
+        max_tokens += (int64_t)ceil(t->weights[f]) * tokens;
+    }
     if (!s) {
-        t->batches = t->train.n / T / B;
         t->val_windows = t->val.n / T;
         if (cfg->eval_windows > 0 && t->val_windows > cfg->eval_windows) t->val_windows = cfg->eval_windows;
-        if (t->batches < 1)
-            s = gr_fail(GR_ERR_INVALID, "%s: the corpus has %lld training tokens, fewer than one batch of %lld x %lld", cfg->corpus[0],
-                        (long long)t->train.n, (long long)B, (long long)T);
+        if (max_tokens < B * T)
+            s = gr_fail(GR_ERR_INVALID, "%s: the corpus has %lld training tokens an epoch, fewer than one batch of %lld x %lld", cfg->corpus[0],
+                        (long long)max_tokens, (long long)B, (long long)T);
     }
     if (!s) {
-        t->stream = malloc((size_t)(t->train.n + 1) * sizeof *t->stream);
+        t->picks = malloc((size_t)(t->epoch_lines + 1) * sizeof *t->picks);
+        t->stream = malloc((size_t)(max_tokens + 1) * sizeof *t->stream);
         t->bufs = malloc((size_t)(3 * B * T + 1) * sizeof *t->bufs);
-        if (!t->stream || !t->bufs) s = gr_fail(GR_ERR_NOMEM, "pretrain: out of memory");
+        if (!t->picks || !t->stream || !t->bufs) s = gr_fail(GR_ERR_NOMEM, "pretrain: out of memory");
     }
+    if (!s) s = build_stream(t, 0);
+    if (!s && t->batches < 1)
+        s = gr_fail(GR_ERR_INVALID, "%s: the corpus has %lld training tokens an epoch, fewer than one batch of %lld x %lld", cfg->corpus[0],
+                    (long long)t->stream_tokens, (long long)B, (long long)T);
     if (s) { gr_lm_task_free(t); return s; }
     *out = t;
     return GR_OK;
@@ -289,6 +348,9 @@ void gr_lm_task_free(gr_lm_task *t)
     if (!t) return;
     lines_free(&t->train);
     lines_free(&t->val);
+    free(t->file_first);
+    free(t->weights);
+    free(t->picks);
     free(t->stream);
     free(t->bufs);
     free(t);
@@ -300,6 +362,7 @@ void gr_lm_task_stats_get(const gr_lm_task *t, gr_lm_task_stats *o)
     o->val_lines = t->val.nl;
     o->train_tokens = t->train.n;
     o->val_tokens = t->val.n;
+    o->epoch_tokens = t->stream_tokens;
     o->batches_per_epoch = t->batches;
     o->val_windows = t->val_windows;
 }
@@ -402,7 +465,7 @@ static gr_status probe(gr_lm_task *t, gr_ctx *ctx, const char *prompt, const cha
         }
         in.ids = ids;
         in.labels = lab;
-        gr_lm_outputs o;
+        gr_lm_outputs o = {.struct_size = sizeof(gr_lm_outputs)};
         int was = gr_ctx_set_grad_enabled(ctx, 0);
         gr_ctx_reset(ctx);
         s = t->cfg.lm->forward(t->cfg.model, ctx, &in, &o);

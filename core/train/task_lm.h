@@ -15,7 +15,14 @@
  * Evaluation splits at seq_len/2 for every window (deterministic).
  *
  * Held-out text: the val corpus files when given, else every k-th line of the corpus
- * (k = round(1 / val_fraction)), never trained on. */
+ * (k = round(1 / val_fraction)), never trained on.
+ *
+ * Mixing. corpus_weights[i] scales how often file i's training lines occur in an epoch: weight
+ * w puts floor(w) copies of every line in the epoch plus round(frac(w) * lines) more lines
+ * drawn without repetition by (seed, epoch, file), so 3 means "each line three times", 0.5
+ * "half of the lines, other ones each epoch", 0 "not trained on" (its held-out lines still
+ * count). All copies are shuffled together by (seed, epoch). With fractional weights the token
+ * count, hence the number of batches, can differ between epochs by a batch. */
 #ifndef GRAFT_CORE_TASK_LM_H
 #define GRAFT_CORE_TASK_LM_H
 
@@ -32,6 +39,7 @@ typedef struct gr_lm_task_config {
     const gr_tokenizer *tok;
     const char *const *corpus;
     int n_corpus;
+    const double *corpus_weights;    /* n_corpus weights (>= 0, one > 0), or NULL: all 1 */
     const char *const *val_corpus;   /* may be NULL / 0: hold out every k-th corpus line */
     int n_val;
     double val_fraction;             /* used without val files; 0: no held-out text */
@@ -49,6 +57,7 @@ gr_task gr_lm_task_iface(gr_lm_task *t);
 
 typedef struct gr_lm_task_stats {
     int64_t train_lines, val_lines, train_tokens, val_tokens;
+    int64_t epoch_tokens;            /* after weighting (of the epoch built last) */
     int64_t batches_per_epoch, val_windows;
 } gr_lm_task_stats;
 void gr_lm_task_stats_get(const gr_lm_task *t, gr_lm_task_stats *out);

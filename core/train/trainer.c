@@ -9,6 +9,7 @@
 
 #include "base/fsutil.h"
 #include "base/log.h"
+#include "dist/dist.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -55,6 +56,8 @@ struct gr_trainer {
     int64_t last_eval_step;   /* stage step of the last evaluation, -1: none */
     int64_t last_ckpt_step;
     int restored;
+    /* data parallel (docs/distributed.md): NULL in a world of one */
+    gr_dist_reducer *red;
 };
 
 void gr_trainer_config_defaults(gr_trainer_config *c)
@@ -129,6 +132,15 @@ gr_status gr_trainer_create(gr_ctx *ctx, const gr_trainer_config *cfg, const gr_
         return gr_fail_context(s, "stage %s", cfg->stage);
     }
     gr_optimizer_zero_grad(tr->opt);
+    if (gr_dist_world() > 1) {
+        /* data parallel: every rank starts from rank 0's trainable tensors and sums gradients */
+        s = gr_dist_reducer_create(ctx, cfg->params, cfg->count, 0, &tr->red);
+        if (s == GR_OK) s = gr_dist_broadcast(ctx, cfg->params, cfg->count);
+        if (s != GR_OK) {
+            gr_trainer_free(tr);
+            return gr_fail_context(s, "stage %s", cfg->stage);
+        }
+    }
     *out = tr;
     return GR_OK;
 }
@@ -137,6 +149,7 @@ void gr_trainer_free(gr_trainer *tr)
 {
     if (!tr) return;
     gr_optimizer_free(tr->opt);
+    gr_dist_reducer_free(tr->red);
     free(tr->all);
     free(tr->all_names);
     free(tr);
@@ -174,6 +187,15 @@ static char *state_json(const gr_trainer *tr)
 
 static gr_status save_checkpoint(gr_trainer *tr, gr_trainer_result *res)
 {
+    if (tr->red) {
+        /* data parallel: what rank 0 saves must be what every rank holds; rank 0 alone writes */
+        gr_status s = gr_dist_check_equal(tr->ctx, tr->cfg.params, tr->cfg.count, "checkpoint");
+        if (s != GR_OK) return gr_fail_context(s, "stage %s", tr->cfg.stage);
+        if (!gr_dist_is_root()) {
+            tr->last_ckpt_step = tr->step;
+            return gr_dist_barrier(); /* until rank 0 has written it */
+        }
+    }
     char *js = state_json(tr);
     if (!js) return gr_fail(GR_ERR_NOMEM, "trainer: out of memory (state.json)");
     const char *dir = gr_runlog_dir(tr->log);
@@ -186,6 +208,7 @@ static gr_status save_checkpoint(gr_trainer *tr, gr_trainer_result *res)
     free(js);
     if (s != GR_OK) return gr_fail_context(s, "stage %s: checkpoint at step %lld", tr->cfg.stage, (long long)gstep);
     tr->last_ckpt_step = tr->step;
+    if (tr->red && (s = gr_dist_barrier()) != GR_OK) return s; /* saved before any rank moves on */
     if (res) {
         free(res->last_checkpoint);
         res->last_checkpoint = NULL;
@@ -316,7 +339,7 @@ gr_status gr_trainer_run(gr_trainer *tr, gr_trainer_result *res)
 
     gr_progress_opts po = c->progress;
     po.total_steps = c->step_offset + total;
-    gr_progress *prog = gr_progress_new(&po);
+    gr_progress *prog = gr_dist_is_root() ? gr_progress_new(&po) : NULL; /* one display per job */
 
     if (!tr->restored && c->eval_at_start && tr->step == 0) {
         gr_ctx_reset(tr->ctx);
@@ -355,6 +378,20 @@ gr_status gr_trainer_run(gr_trainer *tr, gr_trainer_result *res)
                                     (long long)(tr->next_batch + k));
                 break;
             }
+            double seed_w = 1.0;
+            if (tr->red) {
+                /* data parallel: the step's loss is the token mean over every rank's batch, so
+                 * each rank's gradient is weighted by its share of the tokens (examples when the
+                 * task counts none) and the all-reduce sums: 2 ranks x batch B = 1 x batch 2B */
+                double v[4] = {(double)tl.tokens, (double)tl.examples, (double)lv * (double)tl.tokens, (double)lv};
+                s = gr_dist_sum_f64(v, 4);
+                if (s != GR_OK) break;
+                double own = v[0] > 0 ? (double)tl.tokens : (double)tl.examples, all = v[0] > 0 ? v[0] : v[1];
+                seed_w = all > 0 ? own / all : 1.0 / gr_dist_world();
+                lv = (float)(v[0] > 0 ? v[2] / v[0] : v[3] / gr_dist_world());
+                tl.tokens = (int64_t)v[0];
+                tl.examples = (int64_t)v[1];
+            }
             tokens += tl.tokens;
             examples += tl.examples;
             if (!isfinite(lv)) {
@@ -364,7 +401,13 @@ gr_status gr_trainer_run(gr_trainer *tr, gr_trainer_result *res)
                 break;
             }
             loss_sum += (double)lv;
-            s = gr_backward(tr->ctx, tl.loss, NULL);
+            gr_tensor *seed = NULL;
+            if (tr->red) {
+                if (k == take - 1) gr_dist_reducer_begin(tr->red); /* buckets leave during this backward */
+                seed = gr_full(tr->ctx, GR_F32, tl.loss->ndim, tl.loss->shape, (float)seed_w);
+            }
+            s = gr_backward(tr->ctx, tl.loss, seed);
+            if (s == GR_OK && tr->red && k == take - 1) s = gr_dist_reducer_finish(tr->red);
             if (s != GR_OK) {
                 s = gr_fail_context(s, "stage %s: backward", c->stage);
                 break;
@@ -385,6 +428,18 @@ gr_status gr_trainer_run(gr_trainer *tr, gr_trainer_result *res)
         }
         gr_flops fl;
         gr_ctx_flops(tr->ctx, &fl);
+        int stop_req = gr_train_stop_requested();
+        if (tr->red) {
+            /* data parallel: the step's FLOPs are every rank's; a stop asked of any rank stops
+             * all of them after this same step */
+            double v[5] = {fl.forward_frozen, fl.forward_trainable, fl.backward_input, fl.backward_param, stop_req};
+            if ((s = gr_dist_sum_f64(v, 5)) != GR_OK) break;
+            fl.forward_frozen = v[0];
+            fl.forward_trainable = v[1];
+            fl.backward_input = v[2];
+            fl.backward_param = v[3];
+            stop_req = v[4] > 0;
+        }
         tr->next_batch += take;
         tr->step++;
         double dt = now_s() - t0;
@@ -429,7 +484,7 @@ gr_status gr_trainer_run(gr_trainer *tr, gr_trainer_result *res)
             tr->next_batch = 0;
         }
         if (tr->nonfinite_run >= c->max_nonfinite) stop = GR_TRAIN_NONFINITE;
-        else if (gr_train_stop_requested()) stop = GR_TRAIN_INTERRUPTED;
+        else if (stop_req) stop = GR_TRAIN_INTERRUPTED;
         int do_ckpt = stop != GR_TRAIN_DONE || stage_end ||
                       (c->ckpt_every_steps > 0 && tr->step % c->ckpt_every_steps == 0) ||
                       (epoch_end && c->ckpt_every_epoch);
@@ -440,9 +495,17 @@ gr_status gr_trainer_run(gr_trainer *tr, gr_trainer_result *res)
         if (stop != GR_TRAIN_DONE) break;
     }
     if (s == GR_OK && tr->last_ckpt_step != tr->step && tr->step > 0) s = save_checkpoint(tr, res);
-    if (s == GR_OK && !res->last_checkpoint && tr->last_ckpt_step >= 0)
+    if (s == GR_OK && !res->last_checkpoint && tr->last_ckpt_step >= 0 && gr_dist_is_root())
         gr_checkpoint_latest(gr_runlog_dir(tr->log), &res->last_checkpoint);
     if (prog) gr_progress_end(prog);
+    if (tr->red) {
+        gr_dist_reducer_stats ds;
+        gr_dist_reducer_get_stats(tr->red, &ds);
+        if (ds.launched > 0)
+            gr_log(GR_LOG_INFO, "data parallel: %d ranks, %d buckets, %.1f MB of gradients a step, %.0f%% of buckets "
+                   "sent during backward", gr_dist_world(), ds.buckets, 4e-6 * (double)ds.floats,
+                   100.0 * (double)ds.early / (double)ds.launched);
+    }
     res->steps = tr->step;
     res->skipped = tr->skipped;
     res->epochs = (double)tr->epoch + (nb > 0 ? (double)tr->next_batch / (double)nb : 0.0);

@@ -43,6 +43,13 @@ char *gr_prompt_fill(const char *tmpl, const char *question)
     return out;
 }
 
+const char *gr_vlm_vqa_prompt(const gr_vlm *vlm)
+{
+    gr_vlm_info info;
+    gr_vlm_get_info(vlm, &info);
+    return info.lm.is_encoder_decoder ? "Question: {} Short answer:" : "Question: {} Answer:";
+}
+
 static gr_status encode(const gr_tokenizer *tok, const char *text, unsigned flags, int32_t **ids, size_t *n)
 {
     return gr_tokenizer_encode(tok, text, strlen(text), flags, ids, n);
@@ -50,7 +57,7 @@ static gr_status encode(const gr_tokenizer *tok, const char *text, unsigned flag
 
 gr_status gr_vlm_gen_eos(const gr_vlm *vlm, const gr_tokenizer *tok, gr_gen_config *search)
 {
-    gr_vlm_info info;
+    gr_vlm_info info = {.struct_size = sizeof(gr_vlm_info)};
     gr_vlm_get_info(vlm, &info);
     search->n_eos = 0;
     if (!info.lm.is_encoder_decoder) {
@@ -84,7 +91,7 @@ gr_status gr_vlm_generate(gr_vlm *vlm, gr_ctx *ctx, const gr_tokenizer *tok, con
                           const float *embeds, int64_t n, int height, int width,
                           const char *const *prompts, const gr_gen_config *search, char **texts)
 {
-    gr_vlm_info info;
+    gr_vlm_info info = {.struct_size = sizeof(gr_vlm_info)};
     gr_vlm_get_info(vlm, &info);
     for (int64_t i = 0; i < n; i++) texts[i] = NULL;
     int was = gr_ctx_set_grad_enabled(ctx, 0);
@@ -320,7 +327,9 @@ static gr_status build_text(gr_vlm_task *t, const size_t *ids, int64_t n, int64_
         if (t->cfg.kind == GR_VLM_VQA) {
             if (!sm->question) { s = gr_fail(GR_ERR_INVALID, "%s: sample %zu has no question (a caption dataset for a VQA task?)", gr_dataset_path(ds), ids[i]); break; }
             output = sm->answer ? sm->answer : (sm->n_texts ? sm->texts[0] : "");
-            filled = gr_prompt_fill(t->cfg.train_prompt ? t->cfg.train_prompt : "Question: {} Answer:", sm->question);
+            const char *tmpl = t->cfg.train_prompt && t->cfg.train_prompt[0] ? t->cfg.train_prompt
+                                                                              : gr_vlm_vqa_prompt(t->cfg.vlm);
+            filled = gr_prompt_fill(tmpl, sm->question);
             input = filled ? filled : "";
         } else {
             if (sm->n_texts < 1) { s = gr_fail(GR_ERR_INVALID, "%s: sample %zu has no caption", gr_dataset_path(ds), ids[i]); break; }
@@ -418,7 +427,10 @@ static gr_status task_batches(void *u, int64_t epoch, int64_t *count)
         if (s != GR_OK) return s;
         t->warmed = 1;
     }
-    *count = (int64_t)((n + (size_t)t->cfg.batch_size - 1) / (size_t)t->cfg.batch_size);
+    /* this rank's shard: n / world samples (gr_epoch_order drops the remainder) */
+    size_t world = t->cfg.world_size > 1 ? (size_t)t->cfg.world_size : 1;
+    if (n / world < 1) return gr_fail(GR_ERR_INVALID, "task: %zu training samples cannot feed %zu ranks", n, world);
+    *count = (int64_t)((n / world + (size_t)t->cfg.batch_size - 1) / (size_t)t->cfg.batch_size);
     return GR_OK;
 }
 
@@ -426,7 +438,8 @@ static gr_status task_forward(void *u, gr_ctx *ctx, int64_t epoch, int64_t index
 {
     gr_vlm_task *t = u;
     size_t *order = NULL, count = 0;
-    gr_status s = gr_epoch_order(gr_dataset_size(t->cfg.train), 1, t->cfg.seed, (int)epoch, 0, 1, &order, &count);
+    gr_status s = gr_epoch_order(gr_dataset_size(t->cfg.train), 1, t->cfg.seed, (int)epoch, t->cfg.rank,
+                                  t->cfg.world_size > 1 ? t->cfg.world_size : 1, &order, &count);
     if (s != GR_OK) return s;
     int64_t lo = index * t->cfg.batch_size;
     int64_t n = (int64_t)count - lo < t->cfg.batch_size ? (int64_t)count - lo : t->cfg.batch_size;

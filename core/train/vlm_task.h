@@ -45,6 +45,11 @@ gr_status gr_vlm_generate(gr_vlm *vlm, gr_ctx *ctx, const gr_tokenizer *tok, con
                           const float *embeds, int64_t n, int height, int width,
                           const char *const *prompts, const gr_gen_config *search, char **texts);
 
+/* LAVIS's VQA prompt template for the model's LM: "Question: {} Short answer:" for an
+ * encoder-decoder (Flan-T5), "Question: {} Answer:" otherwise. Used when train.prompt or
+ * gen.vqa_prompt is empty (their default). */
+const char *gr_vlm_vqa_prompt(const gr_vlm *vlm);
+
 /* Fills a prompt template: every "{}" becomes `question` (malloc'd). */
 char *gr_prompt_fill(const char *tmpl, const char *question);
 
@@ -56,13 +61,16 @@ typedef struct gr_vlm_task_config {
     const gr_dataset *eval;      /* NULL: no evaluation */
     int64_t batch_size, eval_batch_size;
     uint64_t seed;
+    int rank, world_size;        /* data parallel: this rank's shard of every epoch (0, 1 or
+                                    0, 0: all of it); see gr_epoch_order */
     gr_image_preproc preproc;
     gr_image_augment augment;    /* training only */
     int cache_features;          /* keep frozen-tower outputs on the host (needs no augment):
                                     computed for every training image before the first step
                                     (so step FLOPs do not depend on what is cached) */
     gr_ctx *ctx;                 /* the model's context (feature cache warm-up) */
-    const char *train_prompt;    /* template for VQA training input ("{}" = question) */
+    const char *train_prompt;    /* template for VQA training input ("{}" = question; NULL or
+                                    "": gr_vlm_vqa_prompt) */
     int max_text_tokens;         /* truncation of training text (0: 64) */
     gr_vlm_gen gen;              /* evaluation generation */
     int64_t eval_limit;          /* evaluate on the first N samples only (0: all) */

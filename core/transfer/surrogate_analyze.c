@@ -138,7 +138,7 @@ gr_status gr_trajectory_compute(gr_ctx *ctx, const gr_lm_iface *iface, gr_lm *lm
                                 const gr_trajectory_input *in, gr_trajectory *out)
 {
     memset(out, 0, sizeof *out);
-    gr_lm_info info;
+    gr_lm_info info = {.struct_size = sizeof info};
     info.struct_size = sizeof info;
     iface->info(lm, &info);
     int L = info.num_layers;
@@ -182,7 +182,7 @@ gr_status gr_trajectory_compute(gr_ctx *ctx, const gr_lm_iface *iface, gr_lm *lm
         li.ids = ids;
         li.mask = mask;
         li.want_hidden_states = 1;
-        gr_lm_outputs lo;
+        gr_lm_outputs lo = {.struct_size = sizeof lo};
         memset(&lo, 0, sizeof lo);
         lo.struct_size = sizeof lo;
         s = iface->forward(lm, ctx, &li, &lo);
@@ -406,7 +406,7 @@ gr_status gr_surrogate_analyze(const gr_surrogate_analyze_opts *o, gr_trajectory
     src.prefix = "";
     if ((s = iface->open(ctx, &src, &lm)) != GR_OK) goto done;
     if ((s = gr_lens_open(family, iface, lm, cfg, cfg_path, &lens)) != GR_OK) goto done;
-    gr_lm_info info;
+    gr_lm_info info = {.struct_size = sizeof info};
     info.struct_size = sizeof info;
     iface->info(lm, &info);
     const char *tdir = o->tokenizer_dir ? o->tokenizer_dir : o->target_dir;

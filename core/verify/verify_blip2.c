@@ -81,7 +81,7 @@ static gr_status lm_embeds_pass(gr_verify_run *run, gr_vlm *m, const blip2_case 
 static gr_status run_blip2(gr_verify_run *run, gr_vlm *m, blip2_case *c)
 {
     gr_ctx *ctx = run->ctx;
-    gr_vlm_info info;
+    gr_vlm_info info = {.struct_size = sizeof(gr_vlm_info)};
     gr_vlm_get_info(m, &info);
     gr_status st;
 
@@ -101,7 +101,7 @@ static gr_status run_blip2(gr_verify_run *run, gr_vlm *m, blip2_case *c)
     gr_vlm_inputs in = {.struct_size = sizeof in, .pixel_values = pixels, .seq = c->seq,
                         .ids = c->ids, .mask = c->mask, .labels = c->labels,
                         .label_len = c->label_len, .tap_stage_grads = 1};
-    gr_vlm_outputs out;
+    gr_vlm_outputs out = {.struct_size = sizeof(gr_vlm_outputs)};
     int32_t *lm_mask = NULL;
     gr_tensor *embeds = NULL;
     if ((st = gr_vlm_forward(m, ctx, &in, &out))) goto done;

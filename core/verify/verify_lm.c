@@ -91,7 +91,7 @@ static gr_status pass_tokens(gr_verify_run *run, const gr_lm_iface *lm, gr_lm *m
         if (s == GR_OK) s = gr_verify_report_i64(run, "decoder_input_ids", d, n);
         free(d);
     }
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof out};
     memset(&out, 0, sizeof out);
     if (s == GR_OK) s = lm->forward(m, run->ctx, &in, &out);
     if (s == GR_OK) {
@@ -131,7 +131,7 @@ static gr_status pass_embeds(gr_verify_run *run, const gr_lm_iface *lm, gr_lm *m
     gr_tensor *x = s == GR_OK ? gr_verify_input_tensor(run, "embeds.inputs_embeds") : NULL;
     if (x) gr_requires_grad(x);
     in.inputs_embeds = x;
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof out};
     memset(&out, 0, sizeof out);
     s = gr_ctx_status(run->ctx);
     if (s == GR_OK) s = lm->forward(m, run->ctx, &in, &out);
@@ -167,7 +167,7 @@ gr_status gr_verify_language_model(gr_verify_run *run)
     src.prefix = "";
     gr_lm *m = NULL;
     if ((s = lm->open(run->ctx, &src, &m)) != GR_OK) return s;
-    gr_lm_info info;
+    gr_lm_info info = {.struct_size = sizeof info};
     lm->info(m, &info);
     gr_param_list pl;
     lm->params(m, &pl);

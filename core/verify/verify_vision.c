@@ -62,7 +62,7 @@ gr_status gr_verify_vision_tower(gr_verify_run *run)
     gr_tensor *pixels = gr_verify_input_tensor(run, "pixel_values");
     if (!pixels) { vi->close(v, ctx); return gr_ctx_status(ctx) ? gr_ctx_status(ctx) : GR_ERR_NOT_FOUND; }
     gr_requires_grad(pixels);
-    gr_vision_outputs out;
+    gr_vision_outputs out = {.struct_size = sizeof out};
     if ((st = vi->forward(v, ctx, pixels, 1, &out))) { vi->close(v, ctx); return st; }
     char name[64];
     st = gr_verify_report(run, "last_hidden_state", out.last_hidden_state);

@@ -107,6 +107,7 @@ gr_status gr_vlm_open_parts(gr_ctx *ctx, const gr_vlm_parts *parts, gr_vlm **out
     m->vision_if = iface;
     m->names[0] = dup_str(parts->vision.plugin);
     if ((st = m->vision_if->open(ctx, &parts->vision.src, &m->vision))) goto fail;
+    I->vision.struct_size = sizeof I->vision; /* the plugin writes no more than this */
     m->vision_if->info(m->vision, &I->vision);
     int64_t feat_dim = I->vision.hidden_size;
     I->prompt_len = I->vision.num_tokens;
@@ -119,6 +120,7 @@ gr_status gr_vlm_open_parts(gr_ctx *ctx, const gr_vlm_parts *parts, gr_vlm **out
         m->qformer_if = iface;
         m->names[1] = dup_str(parts->qformer.plugin);
         if ((st = m->qformer_if->open(ctx, &parts->qformer.src, &m->qformer))) goto fail;
+        I->qformer.struct_size = sizeof I->qformer;
         m->qformer_if->info(m->qformer, &I->qformer);
         I->has_qformer = 1;
         if (I->qformer.input_dim != feat_dim) {
@@ -348,7 +350,7 @@ gr_status gr_vlm_forward(gr_vlm *m, gr_ctx *ctx, const gr_vlm_inputs *in, gr_vlm
     gr_status st;
     gr_tensor *img = in->image_embeds;
     if (in->pixel_values) {
-        gr_vision_outputs vo;
+        gr_vision_outputs vo = {.struct_size = sizeof vo};
         if ((st = m->vision_if->forward(m->vision, ctx, in->pixel_values, 0, &vo)))
             return gr_fail_context(st, "%s", m->names[0]);
         img = vo.last_hidden_state;
@@ -359,7 +361,7 @@ gr_status gr_vlm_forward(gr_vlm *m, gr_ctx *ctx, const gr_vlm_inputs *in, gr_vlm
     if (in->tap_stage_grads) img = tap(ctx, img, &out->image_embeds_tap);
     gr_tensor *feat = img;
     if (m->qformer) {
-        gr_vision_outputs qo;
+        gr_vision_outputs qo = {.struct_size = sizeof qo};
         if ((st = m->qformer_if->forward(m->qformer, ctx, img, 0, &qo)))
             return gr_fail_context(st, "%s", m->names[1]);
         feat = out->query_output = qo.last_hidden_state;

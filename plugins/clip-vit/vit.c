@@ -240,15 +240,10 @@ static void vit_close(gr_vision *v, gr_ctx *ctx)
 
 static void vit_info(const gr_vision *v, gr_vision_info *out)
 {
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
-    out->family = v->kind == VIT_CLIP ? "clip-vit" : "blip2-vit";
-    out->hidden_size = v->dim;
-    out->input_dim = v->channels;
-    out->image_size = v->image;
-    out->patch_size = v->patch;
-    out->num_tokens = v->grid * v->grid + 1;
-    out->num_layers = (int)v->layers;
+    gr_vision_info i = {.struct_size = sizeof i, .family = v->kind == VIT_CLIP ? "clip-vit" : "blip2-vit",
+                        .hidden_size = v->dim, .input_dim = v->channels, .image_size = v->image,
+                        .patch_size = v->patch, .num_tokens = v->grid * v->grid + 1, .num_layers = (int)v->layers};
+    lmc_fill(out, &i, sizeof i);
 }
 
 static void vit_params(gr_vision *v, gr_param_list *out)
@@ -261,11 +256,10 @@ static gr_tensor *vit_layer_forward(gr_vision *v, gr_ctx *ctx, const vit_layer *
 {
     int64_t d = v->dim, hd = d / v->heads;
     gr_tensor *x = gr_layernorm(ctx, h, L->ln1_w, L->ln1_b, v->eps), *a;
-    if (v->kind == VIT_CLIP) {
-        gr_tensor *q = gr_scale(ctx, gr_linear(ctx, x, L->q_w, L->q_b), (float)pow((double)hd, -0.5));
-        gr_tensor *k = gr_linear(ctx, x, L->k_w, L->k_b);
-        gr_tensor *val = gr_linear(ctx, x, L->v_w, L->v_b);
-        a = vc_attention(ctx, q, k, val, v->heads, 1.0f, NULL);
+    float scale = (float)pow((double)hd, -0.5);
+    if (v->kind == VIT_CLIP) { /* q scaled before q.k */
+        a = lmc_mha(ctx, gr_linear(ctx, x, L->q_w, L->q_b), gr_linear(ctx, x, L->k_w, L->k_b),
+                    gr_linear(ctx, x, L->v_w, L->v_b), v->heads, scale, 1, NULL, NULL);
     } else {
         gr_tensor *bias = L->qkv_b;
         if (L->q_bias) {
@@ -274,9 +268,8 @@ static gr_tensor *vit_layer_forward(gr_vision *v, gr_ctx *ctx, const vit_layer *
                              vc_f32(ctx, L->v_bias), 0);
         }
         gr_tensor *qkv = gr_linear(ctx, x, L->qkv_w, bias); /* [B, T, 3D]: q | k | v */
-        a = vc_attention(ctx, gr_slice(ctx, qkv, 2, 0, d), gr_slice(ctx, qkv, 2, d, d),
-                         gr_slice(ctx, qkv, 2, 2 * d, d), v->heads,
-                         (float)pow((double)hd, -0.5), NULL);
+        a = lmc_mha(ctx, gr_slice(ctx, qkv, 2, 0, d), gr_slice(ctx, qkv, 2, d, d),
+                    gr_slice(ctx, qkv, 2, 2 * d, d), v->heads, scale, 0, NULL, NULL);
     }
     h = gr_add(ctx, h, gr_linear(ctx, a, L->o_w, L->o_b));
     x = gr_layernorm(ctx, h, L->ln2_w, L->ln2_b, v->eps);
@@ -284,11 +277,9 @@ static gr_tensor *vit_layer_forward(gr_vision *v, gr_ctx *ctx, const vit_layer *
     return gr_add(ctx, h, x);
 }
 
-static gr_status vit_forward(gr_vision *v, gr_ctx *ctx, gr_tensor *input, int want_hidden_states,
-                             gr_vision_outputs *out)
+static gr_status forward(gr_vision *v, gr_ctx *ctx, gr_tensor *input, int want_hidden_states,
+                         gr_vision_outputs *out)
 {
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
     if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
     if (!input || input->ndim != 4 || input->shape[1] != v->channels ||
         input->shape[2] != v->image || input->shape[3] != v->image) {
@@ -330,6 +321,15 @@ static gr_status vit_forward(gr_vision *v, gr_ctx *ctx, gr_tensor *input, int wa
         out->num_hidden_states = (int)v->layers + 1;
     }
     return GR_OK;
+}
+
+static gr_status vit_forward(gr_vision *v, gr_ctx *ctx, gr_tensor *input, int want_hidden_states,
+                             gr_vision_outputs *out)
+{
+    gr_vision_outputs o = {.struct_size = sizeof o};
+    gr_status st = forward(v, ctx, input, want_hidden_states, &o);
+    lmc_fill(out, &o, sizeof o);
+    return st;
 }
 
 const gr_vision_iface vit_clip_iface = {

@@ -17,21 +17,15 @@ typedef struct llama_layer {
 } llama_layer;
 
 struct gr_lm {
+    lmc_causal c;             /* first: the common slots (lm_common) take the gr_lm */
     int64_t d, heads, kv_heads, head_dim, ffn, vocab;
     int layers, tied, attn_bias, mlp_bias, rot_dim;
     float eps;
     gr_unary_op act;
     int32_t pad_id, bos_id, eos_id;
     float *inv_freq;          /* [rot_dim / 2], float32 exactly as HF */
-    lmc_loader L;
-    gr_tensor *embed, *norm, *head;
+    gr_tensor *norm;
     llama_layer *layer;
-    int *order, norder;
-    gr_tensor **hs;
-};
-
-struct gr_lm_cache {
-    lmc_kv kv;
 };
 
 /* ------------------------------------------------------------------ RoPE ---- */
@@ -190,7 +184,7 @@ static gr_status read_config(gr_lm *m, const gr_model_source *src)
 
 static gr_status load(gr_lm *m, gr_ctx *ctx, const gr_model_source *src)
 {
-    lmc_loader *L = &m->L;
+    lmc_loader *L = &m->c.base.L;
     double std;
     lmc_cfg c = {src->config, src->config_path};
     gr_status s = lmc_num(&c, "initializer_range", 0.02, &std);
@@ -199,7 +193,7 @@ static gr_status load(gr_lm *m, gr_ctx *ctx, const gr_model_source *src)
     int64_t d = m->d, qd = m->heads * m->head_dim, kd = m->kv_heads * m->head_dim;
     int64_t emb[2] = {m->vocab, d}, dv[1] = {d}, wq[2] = {qd, d}, wk[2] = {kd, d}, wo[2] = {d, qd};
     int64_t qv[1] = {qd}, kvv[1] = {kd}, up[2] = {m->ffn, d}, down[2] = {d, m->ffn}, fv[1] = {m->ffn};
-    m->embed = lmc_param(L, "model.embed_tokens.weight", 2, emb, LMC_NORMAL, std, m->pad_id);
+    m->c.base.embed = lmc_param(L, "model.embed_tokens.weight", 2, emb, LMC_NORMAL, std, m->pad_id);
     m->layer = calloc((size_t)(m->layers ? m->layers : 1), sizeof *m->layer);
     if (!m->layer) return gr_fail(GR_ERR_NOMEM, "out of memory");
     for (int i = 0; i < m->layers; i++) {
@@ -228,58 +222,8 @@ static gr_status load(gr_lm *m, gr_ctx *ctx, const gr_model_source *src)
 #undef W
     }
     m->norm = lmc_param(L, "model.norm.weight", 1, dv, LMC_ONES, 0, -1);
-    m->head = m->tied ? m->embed : lmc_param(L, "lm_head.weight", 2, emb, LMC_NORMAL, std, -1);
+    m->c.head = m->tied ? m->c.base.embed : lmc_param(L, "lm_head.weight", 2, emb, LMC_NORMAL, std, -1);
     return L->status;
-}
-
-static void llama_close(gr_lm *m, gr_ctx *ctx)
-{
-    if (!m) return;
-    (void)ctx;
-    lmc_loader_free_all(&m->L);
-    free(m->layer);
-    free(m->order);
-    free(m->inv_freq);
-    free(m->hs);
-    free(m);
-}
-
-static gr_status llama_open(gr_ctx *ctx, const gr_model_source *src, gr_lm **out)
-{
-    *out = NULL;
-    gr_lm *m = calloc(1, sizeof *m);
-    if (!m) return gr_fail(GR_ERR_NOMEM, "out of memory");
-    gr_status s = read_config(m, src);
-    if (s == GR_OK) s = load(m, ctx, src);
-    if (s == GR_OK) {
-        s = lmc_set_layers(&m->order, &m->norder, m->layers, NULL, 0, "llama");
-    }
-    if (s != GR_OK) { llama_close(m, ctx); return s; }
-    *out = m;
-    return GR_OK;
-}
-
-static void llama_info(const gr_lm *m, gr_lm_info *o)
-{
-    memset(o, 0, sizeof *o);
-    o->struct_size = sizeof *o;
-    o->family = "llama";
-    o->hidden_size = m->d;
-    o->embed_dim = m->d;
-    o->vocab_size = m->vocab;
-    o->num_layers = m->layers;
-    o->bos_id = m->bos_id;
-    o->eos_id = m->eos_id;
-    o->pad_id = m->pad_id;
-    o->decoder_start_id = -1;
-}
-
-static void llama_params(gr_lm *m, gr_param_list *out) { out->items = m->L.items; out->count = m->L.count; }
-static gr_tensor *llama_input_embeddings(gr_lm *m) { return m->embed; }
-
-static gr_status llama_set_layers(gr_lm *m, const int *layers, int count)
-{
-    return lmc_set_layers(&m->order, &m->norder, m->layers, layers, count, "llama");
 }
 
 static gr_tensor *decoder(gr_lm *m, gr_ctx *ctx, gr_tensor *x, int64_t B, int64_t T, const int32_t *pos,
@@ -291,23 +235,17 @@ static gr_tensor *decoder(gr_lm *m, gr_ctx *ctx, gr_tensor *x, int64_t B, int64_
     float scale = 1.0f / sqrtf((float)m->head_dim);
     gr_tensor *h = x;
     int64_t H = m->heads, Hk = m->kv_heads, D = m->head_dim;
-    for (int li = 0; li < m->norder; li++) {
-        const llama_layer *y = &m->layer[m->order[li]];
+    for (int li = 0; li < m->c.base.norder; li++) {
+        const llama_layer *y = &m->layer[m->c.base.order[li]];
         if (hs) hs[li] = h;
         gr_tensor *a = gr_rmsnorm(ctx, h, y->ln1, m->eps);
         gr_tensor *q = gr_rope(ctx, lmc_heads(ctx, gr_linear(ctx, a, y->q_w, y->q_b), B, T, H, D), cos_t, sin_t, m->rot_dim);
         gr_tensor *k = gr_rope(ctx, lmc_heads(ctx, gr_linear(ctx, a, y->k_w, y->k_b), B, T, Hk, D), cos_t, sin_t, m->rot_dim);
         gr_tensor *v = lmc_heads(ctx, gr_linear(ctx, a, y->v_w, y->v_b), B, T, Hk, D);
         if (kv) {
-            int64_t ks[3] = {B, T, Hk * D};
-            gr_tensor *pk, *pv;
-            if (gr_ctx_status(ctx) || lmc_kv_load(ctx, kv, li, &pk, &pv) ||
-                lmc_kv_store(ctx, kv, li, gr_reshape(ctx, k, 3, ks), gr_reshape(ctx, v, 3, ks), T))
-                return NULL;
-            if (pk) {
-                k = gr_concat(ctx, lmc_heads(ctx, pk, B, kv->T, Hk, D), k, 1);
-                v = gr_concat(ctx, lmc_heads(ctx, pv, B, kv->T, Hk, D), v, 1);
-            }
+            if (lmc_kv_append(ctx, kv, li, &k, &v, T)) return NULL;
+            k = lmc_heads(ctx, k, B, Tk, Hk, D);
+            v = lmc_heads(ctx, v, B, Tk, Hk, D);
         }
         gr_tensor *att = lmc_attention(ctx, q, k, v, scale, 0, mask, NULL);
         h = gr_add(ctx, h, gr_linear(ctx, att, y->o_w, y->o_b));
@@ -316,144 +254,69 @@ static gr_tensor *decoder(gr_lm *m, gr_ctx *ctx, gr_tensor *x, int64_t B, int64_
         h = gr_add(ctx, h, gr_linear(ctx, gr_mul(ctx, g, gr_linear(ctx, a, y->up_w, y->up_b)), y->down_w, y->down_b));
     }
     h = gr_rmsnorm(ctx, h, m->norm, m->eps);
-    if (hs) hs[m->norder] = h;
+    if (hs) hs[m->c.base.norder] = h;
     return h;
 }
 
-static gr_status llama_forward(gr_lm *m, gr_ctx *ctx, const gr_lm_inputs *in, gr_lm_outputs *out)
+/* forward(): position_ids 0..T-1 whatever the padding. generate(): cumsum(mask) - 1, padding
+ * positions set to 1, continuing from the real tokens already cached. */
+static void positions(const int32_t *mask, int64_t B, int64_t T, const int32_t *start, int generating, int32_t *pos)
 {
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
-    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
-    if (lmc_check_inputs(ctx, in, m->d, m->vocab, "llama")) return gr_ctx_status(ctx);
-    int64_t B = in->batch, P = lmc_prefix_len(in), T;
-    gr_tensor *x = lmc_input_embeds(ctx, in, m->embed, m->d, m->pad_id, &T);
-    int32_t *mask = lmc_full_mask(in, P), *pos = malloc((size_t)(B * T + 1) * sizeof *pos);
-    int32_t *labels = lmc_full_labels(in, P);
-    if (!mask || !pos || (in->labels && !labels)) {
-        free(mask); free(pos); free(labels);
-        return gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory");
-    }
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t t = 0; t < T; t++) pos[b * T + t] = (int32_t)t; /* forward: 0..T-1 whatever the padding */
-    gr_tensor **hs = NULL;
-    if (in->want_hidden_states) {
-        free(m->hs);
-        hs = m->hs = calloc((size_t)m->norder + 1, sizeof *hs);
-        if (!hs) { free(mask); free(pos); free(labels); return gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory"); }
-    }
-    gr_tensor *h = decoder(m, ctx, x, B, T, pos, mask, T, NULL, hs);
-    out->last_hidden_state = h;
-    out->logits = gr_linear(ctx, h, m->head, NULL);
-    if (labels) out->loss = lmc_causal_loss(ctx, out->logits, labels, B, T);
-    out->hidden_states = hs;
-    out->num_hidden_states = hs ? m->norder + 1 : 0;
-    free(mask); free(pos); free(labels);
-    return gr_ctx_status(ctx);
-}
-
-/* generate(): position_ids = cumsum(mask) - 1, padding positions set to 1, continuing from the
- * real tokens already cached. */
-static gr_status step_common(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c, gr_tensor *x, const int32_t *new_mask,
-                             int64_t T, gr_tensor **logits)
-{
-    lmc_kv *kv = &c->kv;
-    int64_t B = kv->B;
-    if (kv->layers != m->norder)
-        return gr_ctx_fail(ctx, GR_ERR_INVALID, "llama: set_layers changed the layers since generate_begin");
-    if (lmc_kv_reserve(kv, new_mask, T)) return gr_ctx_fail(ctx, GR_ERR_NOMEM, "%s", gr_last_error());
-    int64_t Tk = kv->T + T;
-    int32_t *km = malloc((size_t)(B * Tk) * sizeof *km), *pos = malloc((size_t)(B * T) * sizeof *pos);
-    if (!km || !pos) { free(km); free(pos); return gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory"); }
     for (int64_t b = 0; b < B; b++) {
-        memcpy(km + b * Tk, kv->mask + b * kv->cap, (size_t)Tk * sizeof *km);
-        int32_t cnt = kv->pos[b];
+        int32_t cnt = start ? start[b] : 0;
         for (int64_t t = 0; t < T; t++) {
-            int real = km[b * Tk + kv->T + t] != 0;
+            int real = mask[b * T + t] != 0;
             cnt += real;
-            pos[b * T + t] = real ? cnt - 1 : 1;
+            pos[b * T + t] = !generating ? (int32_t)t : real ? cnt - 1 : 1;
         }
     }
-    gr_tensor *h = decoder(m, ctx, x, B, T, pos, km, Tk, kv, NULL);
-    free(km); free(pos);
-    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
-    lmc_kv_commit(kv, T);
-    gr_tensor *l = gr_linear(ctx, gr_slice(ctx, h, 1, T - 1, 1), m->head, NULL);
-    int64_t shape[2] = {B, m->vocab};
-    *logits = gr_reshape(ctx, l, 2, shape);
-    return gr_ctx_status(ctx);
 }
 
-static gr_status llama_generate_begin(gr_lm *m, gr_ctx *ctx, const gr_lm_inputs *in, gr_lm_cache **cache,
-                                      gr_tensor **logits)
+static void llama_close(gr_lm *m, gr_ctx *ctx)
 {
-    *cache = NULL;
-    *logits = NULL;
-    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
-    if (lmc_check_inputs(ctx, in, m->d, m->vocab, "llama")) return gr_ctx_status(ctx);
-    int64_t P = lmc_prefix_len(in), T;
-    if (P + in->seq == 0) return gr_ctx_fail(ctx, GR_ERR_INVALID, "llama: generate_begin: empty prompt");
-    gr_lm_cache *c = calloc(1, sizeof *c);
-    if (!c || lmc_kv_init(&c->kv, m->norder, in->batch, m->kv_heads * m->head_dim)) {
-        if (c) lmc_kv_free(&c->kv);
-        free(c);
-        return gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory");
+    if (!m) return;
+    (void)ctx;
+    lmc_lm_free(&m->c.base);
+    free(m->layer);
+    free(m->inv_freq);
+    free(m);
+}
+
+static gr_status llama_open(gr_ctx *ctx, const gr_model_source *src, gr_lm **out)
+{
+    *out = NULL;
+    gr_lm *m = calloc(1, sizeof *m);
+    if (!m) return gr_fail(GR_ERR_NOMEM, "out of memory");
+    gr_status s = read_config(m, src);
+    if (s == GR_OK) s = load(m, ctx, src);
+    if (s == GR_OK) {
+        m->c.base.info = (gr_lm_info){.struct_size = sizeof(gr_lm_info), .family = "llama", .hidden_size = m->d,
+                                      .embed_dim = m->d, .vocab_size = m->vocab, .num_layers = m->layers,
+                                      .bos_id = m->bos_id, .eos_id = m->eos_id, .pad_id = m->pad_id,
+                                      .decoder_start_id = -1};
+        m->c.kv_width = m->kv_heads * m->head_dim;
+        m->c.stack = decoder;
+        m->c.positions = positions;
+        s = lmc_lm_set_layers(m, NULL, 0);
     }
-    int prev = gr_ctx_set_grad_enabled(ctx, 0);
-    gr_tensor *x = lmc_input_embeds(ctx, in, m->embed, m->d, m->pad_id, &T);
-    int32_t *mask = lmc_full_mask(in, P);
-    gr_status s = mask ? step_common(m, ctx, c, x, mask, T, logits) : gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory");
-    free(mask);
-    gr_ctx_set_grad_enabled(ctx, prev);
-    if (s != GR_OK) { lmc_kv_free(&c->kv); free(c); return s; }
-    *cache = c;
+    if (s != GR_OK) { llama_close(m, ctx); return s; }
+    *out = m;
     return GR_OK;
-}
-
-static gr_status llama_generate_step(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c, const int32_t *next_ids,
-                                     gr_tensor **logits)
-{
-    *logits = NULL;
-    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
-    int64_t B = c->kv.B, shape[2] = {B, 1};
-    for (int64_t b = 0; b < B; b++)
-        if (next_ids[b] < 0 || next_ids[b] >= m->vocab)
-            return gr_ctx_fail(ctx, GR_ERR_INVALID, "llama: token id %d outside the vocabulary", next_ids[b]);
-    int prev = gr_ctx_set_grad_enabled(ctx, 0);
-    gr_tensor *x = gr_embedding(ctx, m->embed, gr_from_host(ctx, GR_I32, 2, shape, next_ids), m->pad_id);
-    gr_status s = step_common(m, ctx, c, x, NULL, 1, logits);
-    gr_ctx_set_grad_enabled(ctx, prev);
-    return s;
-}
-
-static gr_status llama_cache_reorder(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c, const int32_t *rows, int64_t count)
-{
-    (void)m;
-    gr_status s = lmc_kv_reorder(&c->kv, rows, count);
-    return s ? gr_ctx_fail(ctx, s, "%s", gr_last_error()) : GR_OK;
-}
-
-static void llama_cache_free(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c)
-{
-    (void)m; (void)ctx;
-    if (!c) return;
-    lmc_kv_free(&c->kv);
-    free(c);
 }
 
 static const gr_lm_iface llama_iface = {
     .struct_size = sizeof(gr_lm_iface),
     .open = llama_open,
     .close = llama_close,
-    .info = llama_info,
-    .params = llama_params,
-    .input_embeddings = llama_input_embeddings,
-    .forward = llama_forward,
-    .set_layers = llama_set_layers,
-    .generate_begin = llama_generate_begin,
-    .generate_step = llama_generate_step,
-    .cache_reorder = llama_cache_reorder,
-    .cache_free = llama_cache_free,
+    .info = lmc_lm_info,
+    .params = lmc_lm_params,
+    .input_embeddings = lmc_lm_input_embeddings,
+    .forward = lmc_causal_forward,
+    .set_layers = lmc_lm_set_layers,
+    .generate_begin = lmc_causal_begin,
+    .generate_step = lmc_causal_step,
+    .cache_reorder = lmc_causal_reorder,
+    .cache_free = lmc_causal_free,
 };
 
 static const gr_plugin_descriptor llama_desc = GR_PLUGIN_DESCRIPTOR(

@@ -141,19 +141,11 @@ static gr_status push(lmc_loader *L, gr_tensor *t)
     return GR_OK;
 }
 
+/* A failed load leaves the ctx usable (the message is the thread's); L->status says it. */
 static gr_tensor *fail(lmc_loader *L, gr_status s)
 {
     L->status = s;
-    gr_ctx_fail(L->ctx, s, "%s", gr_last_error());
     return NULL;
-}
-
-static void shape_text(const int64_t *shape, int ndim, char *buf, size_t cap)
-{
-    size_t used = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && used < cap; i++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (used < cap) snprintf(buf + used, cap - used, "]");
 }
 
 gr_tensor *lmc_param(lmc_loader *L, const char *name, int ndim, const int64_t *shape, lmc_init init,
@@ -162,48 +154,12 @@ gr_tensor *lmc_param(lmc_loader *L, const char *name, int ndim, const int64_t *s
     if (L->status != GR_OK) return NULL;
     gr_tensor *t = NULL;
     if (L->src->weights) {
-        char *f = full_name(L, name);
-        if (!f) return fail(L, gr_fail(GR_ERR_NOMEM, "out of memory"));
-        const gr_weight_info *info = gr_weights_find(L->src->weights, f);
-        if (!info) {
-            /* Name the file when the checkpoint is one file, else its directory (sharded). */
-            const char *where = L->src->dir;
-            int n = gr_weights_count(L->src->weights);
-            if (n > 0) {
-                where = gr_weights_at(L->src->weights, 0)->file;
-                for (int i = 1; i < n && where != L->src->dir; i++)
-                    if (gr_weights_at(L->src->weights, i)->file != where) where = L->src->dir;
-            }
-            gr_status s = gr_fail(GR_ERR_NOT_FOUND, "%s: missing tensor '%s'", where, f);
-            free(f);
+        gr_status s = gr_weights_param(L->ctx, L->src->weights, L->prefix, name, ndim, shape, &t);
+        if (s != GR_OK) {
+            /* A shape that disagrees with the config: say which config. */
+            if (s == GR_ERR_SHAPE) gr_fail_context(s, "%s", L->src->config_path);
             return fail(L, s);
         }
-        int same = info->ndim == ndim;
-        for (int i = 0; same && i < ndim; i++) same = info->shape[i] == shape[i];
-        if (!same) {
-            char want[160], got[160];
-            shape_text(shape, ndim, want, sizeof want);
-            shape_text(info->shape, info->ndim, got, sizeof got);
-            gr_status s = gr_fail(GR_ERR_SHAPE, "%s: tensor '%s' has shape %s, but %s implies %s",
-                                  info->file, f, got, L->src->config_path, want);
-            free(f);
-            return fail(L, s);
-        }
-        if (info->dtype != GR_F32 && info->dtype != GR_F16 && info->dtype != GR_BF16) {
-            gr_status s = gr_fail(GR_ERR_UNSUPPORTED, "%s: tensor '%s' is stored as %s; F32, F16 or BF16 expected",
-                                  info->file, f, info->dtype < GR_DTYPE_COUNT ? gr_dtype_name(info->dtype) : "an unsupported dtype");
-            free(f);
-            return fail(L, s);
-        }
-        free(f);
-        if ((uintptr_t)info->data % gr_dtype_size(info->dtype) == 0) {
-            t = gr_param_from_host(L->ctx, name, info->dtype, ndim, shape, info->data);
-        } else {
-            /* The mapping is misaligned for this dtype: upload a copy instead of aliasing it. */
-            t = gr_param_new(L->ctx, name, info->dtype, ndim, shape);
-            if (t && gr_upload(L->ctx, t, info->data) != GR_OK) t = NULL;
-        }
-        if (!t) return fail(L, gr_ctx_status(L->ctx) ? gr_ctx_status(L->ctx) : GR_ERR_BACKEND);
     } else {
         int64_t n = 1;
         for (int i = 0; i < ndim; i++) n *= shape[i];
@@ -283,6 +239,16 @@ gr_tensor *lmc_attention(gr_ctx *ctx, gr_tensor *q, gr_tensor *k, gr_tensor *v, 
     o = gr_permute(ctx, o, bhtd);                 /* [B, Tq, H, D] */
     int64_t shape[3] = {B, Tq, H * D};
     return gr_reshape(ctx, o, 3, shape);
+}
+
+gr_tensor *lmc_mha(gr_ctx *ctx, gr_tensor *q, gr_tensor *k, gr_tensor *v, int64_t heads, float scale,
+                   int scale_q, gr_tensor *add_mask, gr_tensor *bias)
+{
+    if (!q || !k || !v) return NULL;
+    int64_t B = q->shape[0], D = q->shape[2] / heads;
+    return lmc_attention(ctx, lmc_heads(ctx, q, B, q->shape[1], heads, D),
+                         lmc_heads(ctx, k, B, k->shape[1], k->shape[2] / D, D),
+                         lmc_heads(ctx, v, B, v->shape[1], v->shape[2] / D, D), scale, scale_q, add_mask, bias);
 }
 
 static gr_tensor *ce(gr_ctx *ctx, gr_tensor *logits, int32_t *lab, int64_t B, int64_t T)
@@ -405,24 +371,55 @@ gr_status lmc_set_layers(int **order, int *norder, int nlayers, const int *layer
 
 /* ---------------------------------------------------------------- KV cache ---- */
 
-gr_status lmc_kv_init(lmc_kv *kv, int layers, int64_t B, int64_t width)
+/* A kernel argument viewing t's memory from element `at` with another shape (backends read
+ * only dtype, shape, buffer and offset). */
+static gr_tensor kv_desc(const gr_tensor *t, int64_t at, int64_t rows, int64_t cols)
+{
+    gr_tensor d = *t;
+    d.ndim = 2;
+    d.shape[0] = rows;
+    d.shape[1] = cols;
+    d.offset += (size_t)at * sizeof(float);
+    return d;
+}
+
+/* dst[b, dt + i, :] = src[b, st + i, :] for b < B, i < n: one copy_strided on the device. */
+static gr_status kv_copy(gr_ctx *ctx, const gr_tensor *dst, int64_t dcap, int64_t dt, const gr_tensor *src,
+                         int64_t scap, int64_t st, int64_t B, int64_t n, int64_t W)
+{
+    if (B == 0 || n == 0 || W == 0) return GR_OK;
+    gr_backend *be = gr_ctx_backend(ctx);
+    gr_tensor d = kv_desc(dst, dt * W, B, dcap * W), s = kv_desc(src, st * W, B, scap * W);
+    gr_copy_args a = {.dst = &d, .src = &s, .ndim = 3, .shape = {B, n, W},
+                      .dst_strides = {dcap * W, W, 1}, .src_strides = {scap * W, W, 1}};
+    gr_status st_ = be->iface->copy_strided(be->ctx, &a);
+    return st_ ? gr_ctx_fail(ctx, st_, "KV cache: %s", gr_last_error()) : GR_OK;
+}
+
+static gr_tensor *kv_tensor(gr_ctx *ctx, int64_t B, int64_t cap, int64_t W)
+{
+    int64_t shape[3] = {B, cap, W};
+    return gr_param_new(ctx, "kv_cache", GR_F32, 3, shape);
+}
+
+gr_status lmc_kv_init(gr_ctx *ctx, lmc_kv *kv, int layers, int64_t B, int64_t width)
 {
     memset(kv, 0, sizeof *kv);
     kv->layers = layers;
     kv->B = B;
     kv->width = width;
-    kv->k = calloc((size_t)layers ? (size_t)layers : 1, sizeof *kv->k);
-    kv->v = calloc((size_t)layers ? (size_t)layers : 1, sizeof *kv->v);
-    kv->pos = calloc((size_t)B, sizeof *kv->pos);
-    if (!kv->k || !kv->v || !kv->pos) return gr_fail(GR_ERR_NOMEM, "KV cache: out of memory");
+    kv->k = calloc((size_t)layers + 1, sizeof *kv->k);
+    kv->v = calloc((size_t)layers + 1, sizeof *kv->v);
+    kv->pos = calloc((size_t)B + 1, sizeof *kv->pos);
+    if (!kv->k || !kv->v || !kv->pos) return gr_ctx_fail(ctx, GR_ERR_NOMEM, "KV cache: out of memory");
     return GR_OK;
 }
 
-void lmc_kv_free(lmc_kv *kv)
+void lmc_kv_free(gr_ctx *ctx, lmc_kv *kv)
 {
     for (int l = 0; l < kv->layers; l++) {
-        if (kv->k) free(kv->k[l]);
-        if (kv->v) free(kv->v[l]);
+        if (kv->k) gr_tensor_free(ctx, kv->k[l]);
+        if (kv->v) gr_tensor_free(ctx, kv->v[l]);
     }
     free(kv->k);
     free(kv->v);
@@ -431,38 +428,40 @@ void lmc_kv_free(lmc_kv *kv)
     memset(kv, 0, sizeof *kv);
 }
 
-/* Regrows every per-position array to hold `need` positions. */
-static gr_status grow(lmc_kv *kv, int64_t need)
+/* Regrows the device tensors and the host mask to hold `need` positions (doubling). */
+static gr_status kv_grow(gr_ctx *ctx, lmc_kv *kv, int64_t need)
 {
     if (need <= kv->cap) return GR_OK;
-    int64_t cap = kv->cap ? kv->cap : 16;
+    int64_t cap = kv->cap ? 2 * kv->cap : 16;
     while (cap < need) cap *= 2;
-    int32_t *m = calloc((size_t)(kv->B * cap), sizeof *m);
-    if (!m) return gr_fail(GR_ERR_NOMEM, "KV cache: out of memory");
-    for (int64_t b = 0; b < kv->B; b++)
-        if (kv->mask) memcpy(m + b * cap, kv->mask + b * kv->cap, (size_t)kv->T * sizeof *m);
-    free(kv->mask);
-    kv->mask = m;
+    if (!kv->cap) cap = need; /* the prompt: exactly its length (T5's cross cache never grows) */
+    int32_t *m = calloc((size_t)(kv->B * cap) + 1, sizeof *m);
+    if (!m) return gr_ctx_fail(ctx, GR_ERR_NOMEM, "KV cache: out of memory");
+    for (int64_t b = 0; b < kv->B && kv->mask; b++)
+        memcpy(m + b * cap, kv->mask + b * kv->cap, (size_t)kv->T * sizeof *m);
     for (int l = 0; l < kv->layers; l++) {
-        float **arrs[2] = {&kv->k[l], &kv->v[l]};
+        gr_tensor **arrs[2] = {&kv->k[l], &kv->v[l]};
         for (int a = 0; a < 2; a++) {
-            float *n = malloc((size_t)(kv->B * cap * kv->width) * sizeof *n);
-            if (!n) return gr_fail(GR_ERR_NOMEM, "KV cache: out of memory");
-            if (*arrs[a])
-                for (int64_t b = 0; b < kv->B; b++)
-                    memcpy(n + b * cap * kv->width, *arrs[a] + b * kv->cap * kv->width,
-                           (size_t)(kv->T * kv->width) * sizeof *n);
-            free(*arrs[a]);
+            gr_tensor *n = kv_tensor(ctx, kv->B, cap, kv->width);
+            if (!n || (*arrs[a] && kv_copy(ctx, n, cap, 0, *arrs[a], kv->cap, 0, kv->B, kv->T, kv->width))) {
+                gr_tensor_free(ctx, n);
+                free(m);
+                return gr_ctx_status(ctx) ? gr_ctx_status(ctx) : gr_ctx_fail(ctx, GR_ERR_NOMEM, "KV cache: out of memory");
+            }
+            gr_tensor_free(ctx, *arrs[a]);
             *arrs[a] = n;
         }
     }
+    free(kv->mask);
+    kv->mask = m;
     kv->cap = cap;
     return GR_OK;
 }
 
-gr_status lmc_kv_reserve(lmc_kv *kv, const int32_t *mask, int64_t Tn)
+gr_status lmc_kv_reserve(gr_ctx *ctx, lmc_kv *kv, const int32_t *mask, int64_t Tn)
 {
-    gr_status s = grow(kv, kv->T + Tn);
+    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
+    gr_status s = kv_grow(ctx, kv, kv->T + Tn);
     if (s != GR_OK) return s;
     for (int64_t b = 0; b < kv->B; b++)
         for (int64_t t = 0; t < Tn; t++)
@@ -470,22 +469,36 @@ gr_status lmc_kv_reserve(lmc_kv *kv, const int32_t *mask, int64_t Tn)
     return GR_OK;
 }
 
-gr_status lmc_kv_store(gr_ctx *ctx, lmc_kv *kv, int layer, gr_tensor *k, gr_tensor *v, int64_t Tn)
+/* Positions 0..n of a layer tensor as a transient [B, n, width]. */
+static gr_tensor *kv_prefix(gr_ctx *ctx, lmc_kv *kv, gr_tensor *t, int64_t n)
 {
-    size_t n = (size_t)(kv->B * Tn * kv->width);
-    float *tmp = malloc((n ? n : 1) * sizeof *tmp);
-    if (!tmp) return gr_ctx_fail(ctx, GR_ERR_NOMEM, "KV cache: out of memory");
-    gr_tensor *src[2] = {k, v};
-    float *dst[2] = {kv->k[layer], kv->v[layer]};
+    int64_t shape[3] = {kv->B, kv->cap, kv->width};
+    gr_tensor *all = gr_reshape(ctx, t, 3, shape); /* a transient view of the persistent tensor */
+    return n == kv->cap ? all : gr_slice(ctx, all, 1, 0, n);
+}
+
+gr_status lmc_kv_append(gr_ctx *ctx, lmc_kv *kv, int layer, gr_tensor **k, gr_tensor **v, int64_t Tn)
+{
+    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
+    gr_tensor **news[2] = {k, v}, *dst[2] = {kv->k[layer], kv->v[layer]};
     for (int a = 0; a < 2; a++) {
-        gr_status s = gr_to_host_f32(ctx, src[a], tmp);
-        if (s != GR_OK) { free(tmp); return s; }
-        for (int64_t b = 0; b < kv->B; b++)
-            memcpy(dst[a] + (b * kv->cap + kv->T) * kv->width, tmp + b * Tn * kv->width,
-                   (size_t)(Tn * kv->width) * sizeof *tmp);
+        gr_tensor *x = *news[a];
+        if (x->dtype != GR_F32 || gr_numel(x) != kv->B * Tn * kv->width || kv->T + Tn > kv->cap)
+            return gr_ctx_fail(ctx, GR_ERR_SHAPE, "KV cache: %lld new positions do not fit layer %d", (long long)Tn, layer);
+        if (kv_copy(ctx, dst[a], kv->cap, kv->T, x, Tn, 0, kv->B, Tn, kv->width)) return gr_ctx_status(ctx);
+        *news[a] = kv_prefix(ctx, kv, dst[a], kv->T + Tn);
     }
-    free(tmp);
-    return GR_OK;
+    return gr_ctx_status(ctx);
+}
+
+gr_status lmc_kv_past(gr_ctx *ctx, lmc_kv *kv, int layer, gr_tensor **k, gr_tensor **v)
+{
+    *k = *v = NULL;
+    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
+    if (kv->T == 0) return gr_ctx_fail(ctx, GR_ERR_INVALID, "KV cache: layer %d is empty", layer);
+    *k = kv_prefix(ctx, kv, kv->k[layer], kv->T);
+    *v = kv_prefix(ctx, kv, kv->v[layer], kv->T);
+    return gr_ctx_status(ctx);
 }
 
 void lmc_kv_commit(lmc_kv *kv, int64_t Tn)
@@ -495,58 +508,241 @@ void lmc_kv_commit(lmc_kv *kv, int64_t Tn)
     kv->T += Tn;
 }
 
-gr_status lmc_kv_load(gr_ctx *ctx, lmc_kv *kv, int layer, gr_tensor **k, gr_tensor **v)
+gr_status lmc_kv_reorder(gr_ctx *ctx, lmc_kv *kv, const int32_t *rows, int64_t count)
 {
-    *k = *v = NULL;
-    if (kv->T == 0) return GR_OK;
-    size_t n = (size_t)(kv->B * kv->T * kv->width);
-    float *tmp = malloc(n * sizeof *tmp);
-    if (!tmp) return gr_ctx_fail(ctx, GR_ERR_NOMEM, "KV cache: out of memory");
-    int64_t shape[3] = {kv->B, kv->T, kv->width};
-    float *srcs[2] = {kv->k[layer], kv->v[layer]};
-    gr_tensor **outs[2] = {k, v};
-    for (int a = 0; a < 2; a++) {
-        for (int64_t b = 0; b < kv->B; b++)
-            memcpy(tmp + b * kv->T * kv->width, srcs[a] + b * kv->cap * kv->width,
-                   (size_t)(kv->T * kv->width) * sizeof *tmp);
-        *outs[a] = gr_from_host(ctx, GR_F32, 3, shape, tmp);
-    }
-    free(tmp);
-    return gr_ctx_status(ctx);
-}
-
-gr_status lmc_kv_reorder(lmc_kv *kv, const int32_t *rows, int64_t count)
-{
+    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
     if (count <= 0 || count > (int64_t)1 << 30)
-        return gr_fail(GR_ERR_INVALID, "cache_reorder: %lld rows", (long long)count);
+        return gr_ctx_fail(ctx, GR_ERR_INVALID, "cache_reorder: %lld rows", (long long)count);
     for (int64_t i = 0; i < count; i++)
         if (rows[i] < 0 || rows[i] >= kv->B)
-            return gr_fail(GR_ERR_INVALID, "cache_reorder: row %d outside the batch of %lld", rows[i], (long long)kv->B);
-    int64_t cap = kv->cap;
-    int32_t *m = calloc((size_t)(count * cap + 1), sizeof *m);
-    int32_t *pos = calloc((size_t)(count ? count : 1), sizeof *pos);
-    if (!m || !pos) { free(m); free(pos); return gr_fail(GR_ERR_NOMEM, "KV cache: out of memory"); }
-    for (int64_t i = 0; i < count; i++) {
+            return gr_ctx_fail(ctx, GR_ERR_INVALID, "cache_reorder: row %d outside the batch of %lld", rows[i],
+                               (long long)kv->B);
+    int64_t cap = kv->cap, W = kv->width;
+    int32_t *m = calloc((size_t)(count * cap) + 1, sizeof *m);
+    int32_t *pos = calloc((size_t)count, sizeof *pos);
+    gr_tensor **nk = calloc((size_t)kv->layers + 1, sizeof *nk), **nv = calloc((size_t)kv->layers + 1, sizeof *nv);
+    gr_status s = (!m || !pos || !nk || !nv) ? gr_ctx_fail(ctx, GR_ERR_NOMEM, "KV cache: out of memory") : GR_OK;
+    for (int64_t i = 0; s == GR_OK && i < count; i++) {
         if (cap) memcpy(m + i * cap, kv->mask + rows[i] * cap, (size_t)cap * sizeof *m);
         pos[i] = kv->pos[rows[i]];
     }
-    for (int l = 0; l < kv->layers; l++) {
-        float **arrs[2] = {&kv->k[l], &kv->v[l]};
-        for (int a = 0; a < 2; a++) {
-            if (!*arrs[a]) continue;
-            float *n = malloc((size_t)(count * cap * kv->width + 1) * sizeof *n);
-            if (!n) { free(m); free(pos); return gr_fail(GR_ERR_NOMEM, "KV cache: out of memory"); }
-            for (int64_t i = 0; i < count; i++)
-                memcpy(n + i * cap * kv->width, *arrs[a] + rows[i] * cap * kv->width,
-                       (size_t)(cap * kv->width) * sizeof *n);
-            free(*arrs[a]);
-            *arrs[a] = n;
+    /* One gather of whole rows [cap * width] per tensor, with the row ids on the device. */
+    int64_t n = count;
+    gr_tensor *ids = s == GR_OK && cap ? gr_from_host(ctx, GR_I32, 1, &n, rows) : NULL;
+    if (s == GR_OK && cap && !ids) s = gr_ctx_status(ctx);
+    gr_backend *be = gr_ctx_backend(ctx);
+    for (int l = 0; s == GR_OK && cap && l < kv->layers; l++) {
+        gr_tensor *src[2] = {kv->k[l], kv->v[l]}, **dst[2] = {&nk[l], &nv[l]};
+        for (int a = 0; s == GR_OK && a < 2; a++) {
+            *dst[a] = kv_tensor(ctx, count, cap, W);
+            if (!*dst[a]) { s = gr_ctx_status(ctx); break; }
+            gr_tensor out = kv_desc(*dst[a], 0, count, cap * W), table = kv_desc(src[a], 0, kv->B, cap * W);
+            gr_status ks = be->iface->gather_rows(be->ctx, &out, &table, ids);
+            if (ks) s = gr_ctx_fail(ctx, ks, "cache_reorder: %s", gr_last_error());
         }
     }
-    free(kv->mask);
-    free(kv->pos);
+    if (s != GR_OK) {
+        for (int l = 0; nk && nv && l < kv->layers; l++) { gr_tensor_free(ctx, nk[l]); gr_tensor_free(ctx, nv[l]); }
+        free(nk); free(nv); free(m); free(pos);
+        return s;
+    }
+    for (int l = 0; l < kv->layers; l++) {
+        gr_tensor_free(ctx, kv->k[l]);
+        gr_tensor_free(ctx, kv->v[l]);
+    }
+    free(kv->k); free(kv->v); free(kv->mask); free(kv->pos);
+    kv->k = nk;
+    kv->v = nv;
     kv->mask = m;
     kv->pos = pos;
     kv->B = count;
     return GR_OK;
+}
+
+/* ---------------------------------------------------------------- ABI ---- */
+
+void lmc_fill(void *dst, const void *own, size_t own_size)
+{
+    uint32_t host;
+    memcpy(&host, dst, sizeof host);
+    size_t n = host && host < own_size ? host : own_size;
+    if (n < sizeof host) return; /* not even struct_size fits: nothing can be said */
+    memcpy(dst, own, n);
+    host = (uint32_t)n;
+    memcpy(dst, &host, sizeof host);
+}
+
+/* ---------------------------------------------------------------- common slots ---- */
+
+static lmc_lm *base_of(gr_lm *m) { return (lmc_lm *)(void *)m; }
+static const lmc_lm *cbase_of(const gr_lm *m) { return (const lmc_lm *)(const void *)m; }
+
+void lmc_lm_info(const gr_lm *m, gr_lm_info *out) { lmc_fill(out, &cbase_of(m)->info, sizeof *out); }
+
+void lmc_lm_params(gr_lm *m, gr_param_list *out)
+{
+    out->items = base_of(m)->L.items;
+    out->count = base_of(m)->L.count;
+}
+
+gr_tensor *lmc_lm_input_embeddings(gr_lm *m) { return base_of(m)->embed; }
+
+gr_status lmc_lm_set_layers(gr_lm *m, const int *layers, int count)
+{
+    lmc_lm *b = base_of(m);
+    return lmc_set_layers(&b->order, &b->norder, b->info.num_layers, layers, count, b->info.family);
+}
+
+gr_tensor **lmc_lm_hidden(gr_ctx *ctx, lmc_lm *b)
+{
+    free(b->hs);
+    b->hs = calloc((size_t)b->norder + 1, sizeof *b->hs);
+    if (!b->hs) gr_ctx_fail(ctx, GR_ERR_NOMEM, "%s: out of memory", b->info.family);
+    return b->hs;
+}
+
+void lmc_lm_free(lmc_lm *b)
+{
+    lmc_loader_free_all(&b->L);
+    free(b->order);
+    free(b->hs);
+    b->order = NULL;
+    b->hs = NULL;
+}
+
+/* ---------------------------------------------------------------- decoder-only ---- */
+
+static lmc_causal *causal_of(gr_lm *m) { return (lmc_causal *)(void *)m; }
+static lmc_kv *kv_of(gr_lm_cache *c) { return (lmc_kv *)(void *)c; }
+
+gr_status lmc_causal_forward(gr_lm *m, gr_ctx *ctx, const gr_lm_inputs *in, gr_lm_outputs *out)
+{
+    lmc_causal *c = causal_of(m);
+    lmc_lm *b = &c->base;
+    gr_lm_outputs o = {.struct_size = sizeof o};
+    int64_t B = in->batch, P = lmc_prefix_len(in), T = 0;
+    int32_t *mask = NULL, *pos = NULL, *labels = NULL;
+    gr_tensor **hs = NULL;
+    if (gr_ctx_status(ctx) || lmc_check_inputs(ctx, in, b->info.embed_dim, b->info.vocab_size, b->info.family))
+        goto done;
+    gr_tensor *x = lmc_input_embeds(ctx, in, b->embed, b->info.embed_dim, b->info.pad_id, &T);
+    mask = lmc_full_mask(in, P);
+    pos = malloc((size_t)(B * T + 1) * sizeof *pos);
+    labels = lmc_full_labels(in, P);
+    if (!mask || !pos || (in->labels && !labels)) {
+        gr_ctx_fail(ctx, GR_ERR_NOMEM, "%s: out of memory", b->info.family);
+        goto done;
+    }
+    c->positions(mask, B, T, NULL, 0, pos);
+    if (in->want_hidden_states && !(hs = lmc_lm_hidden(ctx, b))) goto done;
+    o.last_hidden_state = c->stack(m, ctx, x, B, T, pos, mask, T, NULL, hs);
+    o.logits = gr_linear(ctx, o.last_hidden_state, c->head, NULL);
+    if (labels) o.loss = lmc_causal_loss(ctx, o.logits, labels, B, T);
+    o.hidden_states = hs;
+    o.num_hidden_states = hs ? b->norder + 1 : 0;
+done:
+    free(mask);
+    free(pos);
+    free(labels);
+    if (gr_ctx_status(ctx)) memset(&o, 0, sizeof o);
+    lmc_fill(out, &o, sizeof o);
+    return gr_ctx_status(ctx);
+}
+
+/* T new positions x (mask host [B, T], NULL: all real) through the stack with the cache;
+ * *logits = the last position's [B, vocab]. */
+static gr_status causal_advance(gr_lm *m, gr_ctx *ctx, lmc_kv *kv, gr_tensor *x, const int32_t *new_mask, int64_t T,
+                                gr_tensor **logits)
+{
+    lmc_causal *c = causal_of(m);
+    const char *family = c->base.info.family;
+    int64_t B = kv->B;
+    if (kv->layers != c->base.norder)
+        return gr_ctx_fail(ctx, GR_ERR_INVALID, "%s: set_layers changed the layers since generate_begin", family);
+    if (lmc_kv_reserve(ctx, kv, new_mask, T)) return gr_ctx_status(ctx);
+    int64_t Tk = kv->T + T;
+    int32_t *km = malloc((size_t)(B * Tk) * sizeof *km), *nm = malloc((size_t)(B * T) * sizeof *nm);
+    int32_t *pos = malloc((size_t)(B * T) * sizeof *pos);
+    if (!km || !nm || !pos) {
+        free(km); free(nm); free(pos);
+        return gr_ctx_fail(ctx, GR_ERR_NOMEM, "%s: out of memory", family);
+    }
+    for (int64_t b = 0; b < B; b++) {
+        memcpy(km + b * Tk, kv->mask + b * kv->cap, (size_t)Tk * sizeof *km);
+        memcpy(nm + b * T, km + b * Tk + kv->T, (size_t)T * sizeof *nm);
+    }
+    c->positions(nm, B, T, kv->pos, 1, pos);
+    gr_tensor *h = c->stack(m, ctx, x, B, T, pos, km, Tk, kv, NULL);
+    free(km); free(nm); free(pos);
+    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
+    lmc_kv_commit(kv, T);
+    gr_tensor *l = gr_linear(ctx, gr_slice(ctx, h, 1, T - 1, 1), c->head, NULL);
+    int64_t shape[2] = {B, c->base.info.vocab_size};
+    *logits = gr_reshape(ctx, l, 2, shape);
+    return gr_ctx_status(ctx);
+}
+
+gr_status lmc_causal_begin(gr_lm *m, gr_ctx *ctx, const gr_lm_inputs *in, gr_lm_cache **cache, gr_tensor **logits)
+{
+    lmc_causal *c = causal_of(m);
+    const gr_lm_info *I = &c->base.info;
+    *cache = NULL;
+    *logits = NULL;
+    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
+    if (lmc_check_inputs(ctx, in, I->embed_dim, I->vocab_size, I->family)) return gr_ctx_status(ctx);
+    int64_t P = lmc_prefix_len(in), T;
+    if (P + in->seq == 0) return gr_ctx_fail(ctx, GR_ERR_INVALID, "%s: generate_begin: empty prompt", I->family);
+    lmc_kv *kv = calloc(1, sizeof *kv);
+    if (!kv) return gr_ctx_fail(ctx, GR_ERR_NOMEM, "%s: out of memory", I->family);
+    int prev = gr_ctx_set_grad_enabled(ctx, 0);
+    int32_t *mask = NULL;
+    if (lmc_kv_init(ctx, kv, c->base.norder, in->batch, c->kv_width) == GR_OK) {
+        gr_tensor *x = lmc_input_embeds(ctx, in, c->base.embed, I->embed_dim, I->pad_id, &T);
+        mask = lmc_full_mask(in, P);
+        if (!mask) gr_ctx_fail(ctx, GR_ERR_NOMEM, "%s: out of memory", I->family);
+        else causal_advance(m, ctx, kv, x, mask, T, logits);
+    }
+    free(mask);
+    gr_ctx_set_grad_enabled(ctx, prev);
+    gr_status s = gr_ctx_status(ctx);
+    if (s != GR_OK) {
+        lmc_kv_free(ctx, kv);
+        free(kv);
+        *logits = NULL;
+        return s;
+    }
+    *cache = (gr_lm_cache *)(void *)kv;
+    return GR_OK;
+}
+
+gr_status lmc_causal_step(gr_lm *m, gr_ctx *ctx, gr_lm_cache *cache, const int32_t *next_ids, gr_tensor **logits)
+{
+    lmc_causal *c = causal_of(m);
+    lmc_kv *kv = kv_of(cache);
+    *logits = NULL;
+    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
+    int64_t B = kv->B, shape[2] = {B, 1};
+    for (int64_t b = 0; b < B; b++)
+        if (next_ids[b] < 0 || next_ids[b] >= c->base.info.vocab_size)
+            return gr_ctx_fail(ctx, GR_ERR_INVALID, "%s: token id %d outside the vocabulary", c->base.info.family,
+                               next_ids[b]);
+    int prev = gr_ctx_set_grad_enabled(ctx, 0);
+    gr_tensor *x = gr_embedding(ctx, c->base.embed, gr_from_host(ctx, GR_I32, 2, shape, next_ids), c->base.info.pad_id);
+    gr_status s = causal_advance(m, ctx, kv, x, NULL, 1, logits);
+    gr_ctx_set_grad_enabled(ctx, prev);
+    return s;
+}
+
+gr_status lmc_causal_reorder(gr_lm *m, gr_ctx *ctx, gr_lm_cache *cache, const int32_t *rows, int64_t count)
+{
+    (void)m;
+    return lmc_kv_reorder(ctx, kv_of(cache), rows, count);
+}
+
+void lmc_causal_free(gr_lm *m, gr_ctx *ctx, gr_lm_cache *cache)
+{
+    (void)m;
+    if (!cache) return;
+    lmc_kv_free(ctx, kv_of(cache));
+    free(cache);
 }

@@ -1,6 +1,8 @@
 /* Shared pieces of the language-model plugins (opt, t5, llama): config reading with HF
- * defaults, parameter loading / HF-style random init, attention, losses and the host-side KV
- * cache. Linked statically into each plugin; not part of the SDK. */
+ * defaults, parameter loading / HF-style random init, attention, losses, the device-side KV
+ * cache, the interface slots every family fills the same way and the decoder-only driver
+ * (forward, generate_begin/step, cache reorder/free) around a family's decoder stack.
+ * Linked statically into each plugin; not part of the SDK. */
 #ifndef GRAFT_LM_COMMON_H
 #define GRAFT_LM_COMMON_H
 
@@ -62,6 +64,10 @@ void lmc_loader_free_all(lmc_loader *L); /* frees every parameter and the list *
  * scores; add_mask [B, 1, Tq, Tk] and bias [1 or B, H, Tq, Tk] may be NULL. -> [B, Tq, H*D]. */
 gr_tensor *lmc_attention(gr_ctx *ctx, gr_tensor *q, gr_tensor *k, gr_tensor *v, float scale,
                          int scale_q, gr_tensor *add_mask, gr_tensor *bias);
+/* lmc_attention on projected q [B, Tq, H*D] and k, v [B, Tk, Hkv*D] (heads consecutive in
+ * the last dim, as every HF attention lays them out) -> [B, Tq, H*D]. */
+gr_tensor *lmc_mha(gr_ctx *ctx, gr_tensor *q, gr_tensor *k, gr_tensor *v, int64_t heads, float scale,
+                   int scale_q, gr_tensor *add_mask, gr_tensor *bias);
 /* x [.., n] -> view [B, T, H, D]. */
 gr_tensor *lmc_heads(gr_ctx *ctx, gr_tensor *x, int64_t B, int64_t T, int64_t H, int64_t D);
 /* HF causal-LM loss: logits [B, T, V], labels host [B, T] (full sequence, -100 ignored),
@@ -89,26 +95,88 @@ gr_status lmc_check_inputs(gr_ctx *ctx, const gr_lm_inputs *in, int64_t E, int64
 gr_status lmc_set_layers(int **order, int *norder, int nlayers, const int *layers, int count, const char *family);
 
 /* ---------------------------------------------------------------- KV cache ---- */
-/* Keys and values on the host, [B, cap, width] per layer, plus the key mask; uploaded as
- * transient tensors each step (so a cache survives gr_ctx_reset between steps). */
+/* Keys and values live on the backend: per layer a persistent F32 tensor [B, cap, width]
+ * (capacity doubling), so a cache survives gr_ctx_reset between steps and nothing crosses
+ * the bus per step. The key mask and the per-row token counts are small and stay on the host
+ * (they build the additive mask and the positions). */
 typedef struct lmc_kv {
     int layers;
     int64_t B, T, cap, width;
-    float **k, **v;
+    gr_tensor **k, **v;   /* [layers], each [B, cap, width] */
     int32_t *mask;        /* [B, cap] */
-    int32_t *pos;         /* [B]: position of the next token (real tokens so far) */
+    int32_t *pos;         /* [B]: real tokens so far (the position of the next one) */
 } lmc_kv;
 
-gr_status lmc_kv_init(lmc_kv *kv, int layers, int64_t B, int64_t width);
-void lmc_kv_free(lmc_kv *kv);
-/* A step of Tn new positions: reserve (writes their mask, host [B, Tn]), then store each
- * layer's new keys/values [B, Tn, width] at positions T.., then commit (T += Tn; positions of
- * rows advance by their real tokens). The committed past of a layer is loaded with load(). */
-gr_status lmc_kv_reserve(lmc_kv *kv, const int32_t *mask, int64_t Tn);
-gr_status lmc_kv_store(gr_ctx *ctx, lmc_kv *kv, int layer, gr_tensor *k, gr_tensor *v, int64_t Tn);
+gr_status lmc_kv_init(gr_ctx *ctx, lmc_kv *kv, int layers, int64_t B, int64_t width);
+void lmc_kv_free(gr_ctx *ctx, lmc_kv *kv);
+/* A step of Tn new positions: reserve (room for T + Tn, their mask from host [B, Tn], NULL =
+ * all real), then per layer append, then commit (T += Tn; rows' counts advance by their real
+ * tokens). */
+gr_status lmc_kv_reserve(gr_ctx *ctx, lmc_kv *kv, const int32_t *mask, int64_t Tn);
+/* Writes *k, *v ([B, Tn, width], any shape with that numel) at positions T.. of `layer` and
+ * replaces them with the layer's keys/values over all T + Tn positions ([B, T + Tn, width]). */
+gr_status lmc_kv_append(gr_ctx *ctx, lmc_kv *kv, int layer, gr_tensor **k, gr_tensor **v, int64_t Tn);
+/* The committed T positions of a layer, [B, T, width] (a view when the cache is full). */
+gr_status lmc_kv_past(gr_ctx *ctx, lmc_kv *kv, int layer, gr_tensor **k, gr_tensor **v);
 void lmc_kv_commit(lmc_kv *kv, int64_t Tn);
-/* The committed T positions of a layer as transient [B, T, width] tensors (NULL when T = 0). */
-gr_status lmc_kv_load(gr_ctx *ctx, lmc_kv *kv, int layer, gr_tensor **k, gr_tensor **v);
-gr_status lmc_kv_reorder(lmc_kv *kv, const int32_t *rows, int64_t count);
+/* Row i of the cache becomes old row rows[i] (beam search), on the device. */
+gr_status lmc_kv_reorder(gr_ctx *ctx, lmc_kv *kv, const int32_t *rows, int64_t count);
+
+/* ---------------------------------------------------------------- ABI ---- */
+/* A struct a plugin fills (info, outputs) arrives with struct_size set by the host: copy the
+ * plugin's complete struct `own` (own_size bytes) into it, writing at most that many bytes
+ * and leaving struct_size = bytes written. 0 (a host built from these very headers that did
+ * not say) means the whole struct. */
+void lmc_fill(void *dst, const void *own, size_t own_size);
+
+/* ---------------------------------------------------------------- common slots ---- */
+/* What every family keeps the same way. It is the first member of each family's struct
+ * gr_lm (directly or through lmc_causal), so the slots below take the gr_lm itself. */
+typedef struct lmc_lm {
+    gr_lm_info info;             /* filled by the family's open */
+    lmc_loader L;                /* every parameter, HF names without the source prefix */
+    gr_tensor *embed;            /* input embedding table */
+    int *order, norder;          /* decoder layers run (set_layers), over info.num_layers */
+    gr_tensor **hs;              /* the last forward's hidden_states (norder + 1) */
+} lmc_lm;
+
+void lmc_lm_info(const gr_lm *m, gr_lm_info *out);
+void lmc_lm_params(gr_lm *m, gr_param_list *out);
+gr_tensor *lmc_lm_input_embeddings(gr_lm *m);
+gr_status lmc_lm_set_layers(gr_lm *m, const int *layers, int count);
+/* hs for a forward: norder + 1 entries, or NULL (and the ctx failed) when out of memory. */
+gr_tensor **lmc_lm_hidden(gr_ctx *ctx, lmc_lm *b);
+void lmc_lm_free(lmc_lm *b);
+
+/* ---------------------------------------------------------------- decoder-only ---- */
+/* The family's decoder stack over x [B, T, E] (new positions) at positions pos (host [B, T])
+ * with the key mask over past + new (host [B, Tk]). With kv, the past comes from the cache
+ * and the new keys/values are appended (lmc_kv_append). hs, when given, gets norder + 1
+ * entries. -> the last hidden state [B, T, E] (after the final norm / projection). */
+typedef gr_tensor *(*lmc_stack_fn)(gr_lm *m, gr_ctx *ctx, gr_tensor *x, int64_t B, int64_t T,
+                                   const int32_t *pos, const int32_t *key_mask, int64_t Tk,
+                                   lmc_kv *kv, gr_tensor **hs);
+/* Positions of T new tokens (host [B, T]) from their mask and the real tokens each row has
+ * seen (start, NULL: none); `generating` says whether generate() or forward() computes them. */
+typedef void (*lmc_pos_fn)(const int32_t *mask, int64_t B, int64_t T, const int32_t *start,
+                           int generating, int32_t *pos);
+
+typedef struct lmc_causal {
+    lmc_lm base;
+    gr_tensor *head;             /* lm_head (or the tied embedding) */
+    int64_t kv_width;            /* per layer: key width (KV heads x head_dim) */
+    lmc_stack_fn stack;
+    lmc_pos_fn positions;
+} lmc_causal;
+
+/* The gr_lm_iface slots of a decoder-only family whose struct gr_lm starts with lmc_causal. */
+gr_status lmc_causal_forward(gr_lm *m, gr_ctx *ctx, const gr_lm_inputs *in, gr_lm_outputs *out);
+gr_status lmc_causal_begin(gr_lm *m, gr_ctx *ctx, const gr_lm_inputs *in, gr_lm_cache **cache,
+                           gr_tensor **logits);
+gr_status lmc_causal_step(gr_lm *m, gr_ctx *ctx, gr_lm_cache *cache, const int32_t *next_ids,
+                          gr_tensor **logits);
+gr_status lmc_causal_reorder(gr_lm *m, gr_ctx *ctx, gr_lm_cache *cache, const int32_t *rows,
+                             int64_t count);
+void lmc_causal_free(gr_lm *m, gr_ctx *ctx, gr_lm_cache *cache);
 
 #endif

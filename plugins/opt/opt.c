@@ -19,19 +19,13 @@ typedef struct opt_layer {
 } opt_layer;
 
 struct gr_lm {
+    lmc_causal c;             /* first: the common slots (lm_common) take the gr_lm */
     int64_t d, heads, head_dim, ffn, vocab, word_dim, max_pos;
     int layers, pre_ln, final_ln, bias, affine, tied;
     gr_unary_op act;
     int32_t pad_id, bos_id, eos_id;
-    lmc_loader L;
-    gr_tensor *embed, *pos, *proj_in, *proj_out, *final_w, *final_b, *head;
+    gr_tensor *pos, *proj_in, *proj_out, *final_w, *final_b;
     opt_layer *layer;
-    int *order, norder;
-    gr_tensor **hs;           /* hidden_states of the last forward (valid until the next) */
-};
-
-struct gr_lm_cache {
-    lmc_kv kv;
 };
 
 static gr_status read_config(gr_lm *m, const gr_model_source *src)
@@ -72,7 +66,7 @@ static gr_status read_config(gr_lm *m, const gr_model_source *src)
 
 static gr_status load(gr_lm *m, gr_ctx *ctx, const gr_model_source *src)
 {
-    lmc_loader *L = &m->L;
+    lmc_loader *L = &m->c.base.L;
     double std;
     lmc_cfg c = {src->config, src->config_path};
     gr_status s = lmc_num(&c, "init_std", 0.02, &std);
@@ -89,7 +83,7 @@ static gr_status load(gr_lm *m, gr_ctx *ctx, const gr_model_source *src)
     int64_t dd[2] = {d, d}, dv[1] = {d}, f1[2] = {m->ffn, d}, f2[2] = {d, m->ffn}, fv[1] = {m->ffn};
     char name[512];
     snprintf(name, sizeof name, "%sembed_tokens.weight", base);
-    m->embed = lmc_param(L, name, 2, emb, LMC_NORMAL, std, m->pad_id);
+    m->c.base.embed = lmc_param(L, name, 2, emb, LMC_NORMAL, std, m->pad_id);
     snprintf(name, sizeof name, "%sembed_positions.weight", base);
     m->pos = lmc_param(L, name, 2, posd, LMC_NORMAL, std, -1);
     if (wd != d) {
@@ -132,65 +126,8 @@ static gr_status load(gr_lm *m, gr_ctx *ctx, const gr_model_source *src)
         m->final_b = lmc_paramf(L, 1, dv, LMC_ZEROS, 0, "%sfinal_layer_norm.bias", base);
     }
     /* A stored lm_head.weight next to a tied embedding is ignored, as HF ties it. */
-    m->head = m->tied ? m->embed : lmc_param(L, "lm_head.weight", 2, emb, LMC_NORMAL, std, -1);
+    m->c.head = m->tied ? m->c.base.embed : lmc_param(L, "lm_head.weight", 2, emb, LMC_NORMAL, std, -1);
     return L->status;
-}
-
-static void opt_close(gr_lm *m, gr_ctx *ctx)
-{
-    if (!m) return;
-    (void)ctx;
-    lmc_loader_free_all(&m->L);
-    free(m->layer);
-    free(m->order);
-    free(m->hs);
-    free(m);
-}
-
-static gr_status opt_open(gr_ctx *ctx, const gr_model_source *src, gr_lm **out)
-{
-    *out = NULL;
-    gr_lm *m = calloc(1, sizeof *m);
-    if (!m) return gr_fail(GR_ERR_NOMEM, "out of memory");
-    gr_status s = read_config(m, src);
-    if (s == GR_OK) s = load(m, ctx, src);
-    if (s == GR_OK) {
-        s = lmc_set_layers(&m->order, &m->norder, m->layers, NULL, 0, "opt");
-    }
-    if (s != GR_OK) {
-        opt_close(m, ctx);
-        return s;
-    }
-    *out = m;
-    return GR_OK;
-}
-
-static void opt_info(const gr_lm *m, gr_lm_info *o)
-{
-    memset(o, 0, sizeof *o);
-    o->struct_size = sizeof *o;
-    o->family = "opt";
-    o->hidden_size = m->d;
-    o->embed_dim = m->word_dim;
-    o->vocab_size = m->vocab;
-    o->num_layers = m->layers;
-    o->bos_id = m->bos_id;
-    o->eos_id = m->eos_id;
-    o->pad_id = m->pad_id;
-    o->decoder_start_id = -1;
-}
-
-static void opt_params(gr_lm *m, gr_param_list *out)
-{
-    out->items = m->L.items;
-    out->count = m->L.count;
-}
-
-static gr_tensor *opt_input_embeddings(gr_lm *m) { return m->embed; }
-
-static gr_status opt_set_layers(gr_lm *m, const int *layers, int count)
-{
-    return lmc_set_layers(&m->order, &m->norder, m->layers, layers, count, "opt");
 }
 
 static gr_tensor *layer_norm(gr_ctx *ctx, gr_tensor *x, gr_tensor *w, gr_tensor *b)
@@ -202,7 +139,7 @@ static gr_tensor *layer_norm(gr_ctx *ctx, gr_tensor *x, gr_tensor *w, gr_tensor 
  * -1 for padding) and the key mask over past + new (host [B, Tk]). With kv, the past comes
  * from the cache and the new keys/values are stored. -> last hidden state [B, T, word_dim]. */
 static gr_tensor *decoder(gr_lm *m, gr_ctx *ctx, gr_tensor *x, int64_t B, int64_t T, const int32_t *pos,
-                          const int32_t *key_mask, int64_t Tk, lmc_kv *kv, gr_tensor ***hs)
+                          const int32_t *key_mask, int64_t Tk, lmc_kv *kv, gr_tensor **hs)
 {
     int32_t *rows = malloc((size_t)(B * T + 1) * sizeof *rows);
     if (!rows) { gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory"); return NULL; }
@@ -222,23 +159,16 @@ static gr_tensor *decoder(gr_lm *m, gr_ctx *ctx, gr_tensor *x, int64_t B, int64_
     h = gr_add(ctx, h, gr_embedding(ctx, m->pos, pos_ids, -1));
     gr_tensor *mask = gr_attention_mask(ctx, B, T, Tk, key_mask, 1);
     float scale = 1.0f / sqrtf((float)m->head_dim);
-    for (int li = 0; li < m->norder; li++) {
-        const opt_layer *y = &m->layer[m->order[li]];
-        if (hs) (*hs)[li] = h;
+    for (int li = 0; li < m->c.base.norder; li++) {
+        const opt_layer *y = &m->layer[m->c.base.order[li]];
+        if (hs) hs[li] = h;
         gr_tensor *res = h;
         gr_tensor *a = m->pre_ln ? layer_norm(ctx, h, y->ln1_w, y->ln1_b) : h;
         gr_tensor *q = gr_linear(ctx, a, y->q_w, y->q_b);
         gr_tensor *k = gr_linear(ctx, a, y->k_w, y->k_b);
         gr_tensor *v = gr_linear(ctx, a, y->v_w, y->v_b);
-        if (kv) {
-            gr_tensor *pk, *pv;
-            if (gr_ctx_status(ctx) || lmc_kv_load(ctx, kv, li, &pk, &pv) || lmc_kv_store(ctx, kv, li, k, v, T))
-                return NULL;
-            if (pk) { k = gr_concat(ctx, pk, k, 1); v = gr_concat(ctx, pv, v, 1); }
-        }
-        gr_tensor *att = lmc_attention(ctx, lmc_heads(ctx, q, B, T, m->heads, m->head_dim),
-                                       lmc_heads(ctx, k, B, Tk, m->heads, m->head_dim),
-                                       lmc_heads(ctx, v, B, Tk, m->heads, m->head_dim), scale, 1, mask, NULL);
+        if (kv && lmc_kv_append(ctx, kv, li, &k, &v, T)) return NULL;
+        gr_tensor *att = lmc_mha(ctx, q, k, v, m->heads, scale, 1, mask, NULL);
         h = gr_add(ctx, res, gr_linear(ctx, att, y->o_w, y->o_b));
         if (!m->pre_ln) h = layer_norm(ctx, h, y->ln1_w, y->ln1_b);
         res = h;
@@ -249,13 +179,15 @@ static gr_tensor *decoder(gr_lm *m, gr_ctx *ctx, gr_tensor *x, int64_t B, int64_
     }
     if (m->final_ln) h = layer_norm(ctx, h, m->final_w, m->final_b);
     if (m->proj_out) h = gr_linear(ctx, h, m->proj_out, NULL);
-    if (hs) (*hs)[m->norder] = h;
+    if (hs) hs[m->c.base.norder] = h;
     return h;
 }
 
-/* OPT positions: cumsum(mask) * mask - 1 (padding -1), counting from `start` real tokens. */
-static void positions(const int32_t *mask, int64_t B, int64_t T, const int32_t *start, int32_t *pos)
+/* OPT positions, in forward and generation alike: cumsum(mask) * mask - 1 (padding -1),
+ * counting from `start` real tokens. */
+static void positions(const int32_t *mask, int64_t B, int64_t T, const int32_t *start, int generating, int32_t *pos)
 {
+    (void)generating;
     for (int64_t b = 0; b < B; b++) {
         int32_t c = start ? start[b] : 0;
         for (int64_t t = 0; t < T; t++) {
@@ -265,137 +197,53 @@ static void positions(const int32_t *mask, int64_t B, int64_t T, const int32_t *
     }
 }
 
-static gr_status opt_forward(gr_lm *m, gr_ctx *ctx, const gr_lm_inputs *in, gr_lm_outputs *out)
+static void opt_close(gr_lm *m, gr_ctx *ctx)
 {
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
-    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
-    if (lmc_check_inputs(ctx, in, m->word_dim, m->vocab, "opt")) return gr_ctx_status(ctx);
-    int64_t B = in->batch, P = lmc_prefix_len(in), T;
-    gr_tensor *x = lmc_input_embeds(ctx, in, m->embed, m->word_dim, m->pad_id, &T);
-    int32_t *mask = lmc_full_mask(in, P), *pos = malloc((size_t)(B * T + 1) * sizeof *pos);
-    int32_t *labels = lmc_full_labels(in, P);
-    if (!mask || !pos || (in->labels && !labels)) {
-        free(mask); free(pos); free(labels);
-        return gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory");
-    }
-    positions(mask, B, T, NULL, pos);
-    gr_tensor **hs = NULL;
-    if (in->want_hidden_states) {
-        free(m->hs);
-        hs = m->hs = calloc((size_t)m->norder + 1, sizeof *hs);
-        if (!hs) { free(mask); free(pos); free(labels); return gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory"); }
-    }
-    gr_tensor *h = decoder(m, ctx, x, B, T, pos, mask, T, NULL, hs ? &hs : NULL);
-    out->last_hidden_state = h;
-    out->logits = gr_linear(ctx, h, m->head, NULL);
-    if (labels) out->loss = lmc_causal_loss(ctx, out->logits, labels, B, T);
-    out->hidden_states = hs;
-    out->num_hidden_states = hs ? m->norder + 1 : 0;
-    free(mask); free(pos); free(labels);
-    return gr_ctx_status(ctx);
+    if (!m) return;
+    (void)ctx;
+    lmc_lm_free(&m->c.base);
+    free(m->layer);
+    free(m);
 }
 
-static gr_tensor *last_logits(gr_lm *m, gr_ctx *ctx, gr_tensor *h, int64_t B, int64_t T)
+static gr_status opt_open(gr_ctx *ctx, const gr_model_source *src, gr_lm **out)
 {
-    gr_tensor *l = gr_linear(ctx, gr_slice(ctx, h, 1, T - 1, 1), m->head, NULL);
-    int64_t shape[2] = {B, m->vocab};
-    return gr_reshape(ctx, l, 2, shape);
-}
-
-static gr_status step_common(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c, gr_tensor *x, const int32_t *new_mask,
-                             int64_t T, gr_tensor **logits)
-{
-    lmc_kv *kv = &c->kv;
-    int64_t B = kv->B;
-    if (kv->layers != m->norder)
-        return gr_ctx_fail(ctx, GR_ERR_INVALID, "opt: set_layers changed the layers since generate_begin");
-    if (lmc_kv_reserve(kv, new_mask, T)) return gr_ctx_fail(ctx, GR_ERR_NOMEM, "%s", gr_last_error());
-    int64_t Tk = kv->T + T;
-    int32_t *km = malloc((size_t)(B * Tk) * sizeof *km), *pos = malloc((size_t)(B * T) * sizeof *pos);
-    if (!km || !pos) { free(km); free(pos); return gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory"); }
-    for (int64_t b = 0; b < B; b++) memcpy(km + b * Tk, kv->mask + b * kv->cap, (size_t)Tk * sizeof *km);
-    int32_t *nm = malloc((size_t)(B * T) * sizeof *nm);
-    if (!nm) { free(km); free(pos); return gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory"); }
-    for (int64_t b = 0; b < B; b++) memcpy(nm + b * T, km + b * Tk + kv->T, (size_t)T * sizeof *nm);
-    positions(nm, B, T, kv->pos, pos);
-    gr_tensor *h = decoder(m, ctx, x, B, T, pos, km, Tk, kv, NULL);
-    free(km); free(pos); free(nm);
-    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
-    lmc_kv_commit(kv, T);
-    *logits = last_logits(m, ctx, h, B, T);
-    return gr_ctx_status(ctx);
-}
-
-static gr_status opt_generate_begin(gr_lm *m, gr_ctx *ctx, const gr_lm_inputs *in, gr_lm_cache **cache,
-                                    gr_tensor **logits)
-{
-    *cache = NULL;
-    *logits = NULL;
-    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
-    if (lmc_check_inputs(ctx, in, m->word_dim, m->vocab, "opt")) return gr_ctx_status(ctx);
-    int64_t P = lmc_prefix_len(in), T;
-    if (P + in->seq == 0) return gr_ctx_fail(ctx, GR_ERR_INVALID, "opt: generate_begin: empty prompt");
-    gr_lm_cache *c = calloc(1, sizeof *c);
-    if (!c || lmc_kv_init(&c->kv, m->norder, in->batch, m->d)) {
-        if (c) lmc_kv_free(&c->kv);
-        free(c);
-        return gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory");
+    *out = NULL;
+    gr_lm *m = calloc(1, sizeof *m);
+    if (!m) return gr_fail(GR_ERR_NOMEM, "out of memory");
+    gr_status s = read_config(m, src);
+    if (s == GR_OK) s = load(m, ctx, src);
+    if (s == GR_OK) {
+        m->c.base.info = (gr_lm_info){.struct_size = sizeof(gr_lm_info), .family = "opt", .hidden_size = m->d,
+                                      .embed_dim = m->word_dim, .vocab_size = m->vocab, .num_layers = m->layers,
+                                      .bos_id = m->bos_id, .eos_id = m->eos_id, .pad_id = m->pad_id,
+                                      .decoder_start_id = -1};
+        m->c.kv_width = m->d;
+        m->c.stack = decoder;
+        m->c.positions = positions;
+        s = lmc_lm_set_layers(m, NULL, 0);
     }
-    int prev = gr_ctx_set_grad_enabled(ctx, 0);
-    gr_tensor *x = lmc_input_embeds(ctx, in, m->embed, m->word_dim, m->pad_id, &T);
-    int32_t *mask = lmc_full_mask(in, P);
-    gr_status s = mask ? step_common(m, ctx, c, x, mask, T, logits) : gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory");
-    free(mask);
-    gr_ctx_set_grad_enabled(ctx, prev);
-    if (s != GR_OK) { lmc_kv_free(&c->kv); free(c); return s; }
-    *cache = c;
+    if (s != GR_OK) {
+        opt_close(m, ctx);
+        return s;
+    }
+    *out = m;
     return GR_OK;
-}
-
-static gr_status opt_generate_step(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c, const int32_t *next_ids, gr_tensor **logits)
-{
-    *logits = NULL;
-    if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
-    int64_t B = c->kv.B, shape[2] = {B, 1};
-    for (int64_t b = 0; b < B; b++)
-        if (next_ids[b] < 0 || next_ids[b] >= m->vocab)
-            return gr_ctx_fail(ctx, GR_ERR_INVALID, "opt: token id %d outside the vocabulary", next_ids[b]);
-    int prev = gr_ctx_set_grad_enabled(ctx, 0);
-    gr_tensor *x = gr_embedding(ctx, m->embed, gr_from_host(ctx, GR_I32, 2, shape, next_ids), m->pad_id);
-    gr_status s = step_common(m, ctx, c, x, NULL, 1, logits);
-    gr_ctx_set_grad_enabled(ctx, prev);
-    return s;
-}
-
-static gr_status opt_cache_reorder(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c, const int32_t *rows, int64_t count)
-{
-    (void)m;
-    gr_status s = lmc_kv_reorder(&c->kv, rows, count);
-    return s ? gr_ctx_fail(ctx, s, "%s", gr_last_error()) : GR_OK;
-}
-
-static void opt_cache_free(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c)
-{
-    (void)m; (void)ctx;
-    if (!c) return;
-    lmc_kv_free(&c->kv);
-    free(c);
 }
 
 static const gr_lm_iface opt_iface = {
     .struct_size = sizeof(gr_lm_iface),
     .open = opt_open,
     .close = opt_close,
-    .info = opt_info,
-    .params = opt_params,
-    .input_embeddings = opt_input_embeddings,
-    .forward = opt_forward,
-    .set_layers = opt_set_layers,
-    .generate_begin = opt_generate_begin,
-    .generate_step = opt_generate_step,
-    .cache_reorder = opt_cache_reorder,
-    .cache_free = opt_cache_free,
+    .info = lmc_lm_info,
+    .params = lmc_lm_params,
+    .input_embeddings = lmc_lm_input_embeddings,
+    .forward = lmc_causal_forward,
+    .set_layers = lmc_lm_set_layers,
+    .generate_begin = lmc_causal_begin,
+    .generate_step = lmc_causal_step,
+    .cache_reorder = lmc_causal_reorder,
+    .cache_free = lmc_causal_free,
 };
 
 static const gr_plugin_descriptor opt_desc =

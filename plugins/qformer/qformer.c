@@ -185,13 +185,9 @@ static gr_status qf_open(gr_ctx *ctx, const gr_model_source *src, gr_vision **ou
 
 static void qf_info(const gr_vision *q, gr_vision_info *out)
 {
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
-    out->family = "qformer";
-    out->hidden_size = q->dim;
-    out->input_dim = q->enc_dim;
-    out->num_tokens = q->queries;
-    out->num_layers = (int)q->layers;
+    gr_vision_info i = {.struct_size = sizeof i, .family = "qformer", .hidden_size = q->dim,
+                        .input_dim = q->enc_dim, .num_tokens = q->queries, .num_layers = (int)q->layers};
+    lmc_fill(out, &i, sizeof i);
 }
 
 static void qf_params(gr_vision *q, gr_param_list *out)
@@ -205,16 +201,14 @@ static gr_tensor *qf_block_forward(const gr_vision *q, gr_ctx *ctx, const qf_blo
                                    gr_tensor *kv)
 {
     float scale = (float)(1.0 / sqrt((double)(q->dim / q->heads)));
-    gr_tensor *a = vc_attention(ctx, gr_linear(ctx, h, b->q_w, b->q_b), gr_linear(ctx, kv, b->k_w, b->k_b),
-                                gr_linear(ctx, kv, b->v_w, b->v_b), q->heads, scale, NULL);
+    gr_tensor *a = lmc_mha(ctx, gr_linear(ctx, h, b->q_w, b->q_b), gr_linear(ctx, kv, b->k_w, b->k_b),
+                           gr_linear(ctx, kv, b->v_w, b->v_b), q->heads, scale, 0, NULL, NULL);
     return gr_layernorm(ctx, gr_add(ctx, gr_linear(ctx, a, b->o_w, b->o_b), h), b->ln_w, b->ln_b, q->eps);
 }
 
-static gr_status qf_forward(gr_vision *q, gr_ctx *ctx, gr_tensor *input, int want_hidden_states,
-                            gr_vision_outputs *out)
+static gr_status forward(gr_vision *q, gr_ctx *ctx, gr_tensor *input, int want_hidden_states,
+                         gr_vision_outputs *out)
 {
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
     if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
     if (!input || input->ndim != 3 || input->shape[2] != q->enc_dim) {
         char got[96] = "NULL";
@@ -242,6 +236,15 @@ static gr_status qf_forward(gr_vision *q, gr_ctx *ctx, gr_tensor *input, int wan
         out->num_hidden_states = (int)q->layers + 1;
     }
     return GR_OK;
+}
+
+static gr_status qf_forward(gr_vision *q, gr_ctx *ctx, gr_tensor *input, int want_hidden_states,
+                            gr_vision_outputs *out)
+{
+    gr_vision_outputs o = {.struct_size = sizeof o};
+    gr_status st = forward(q, ctx, input, want_hidden_states, &o);
+    lmc_fill(out, &o, sizeof o);
+    return st;
 }
 
 static const gr_vision_iface qformer_iface = {

@@ -20,16 +20,15 @@ typedef struct t5_block {
 } t5_block;
 
 struct gr_lm {
+    lmc_lm base;                 /* first: the common slots (lm_common) take the gr_lm */
     int64_t d, dkv, heads, inner, dff, vocab;
     int enc_layers, dec_layers, buckets, max_dist, gated, scale_out;
     float eps;
     gr_unary_op act;
     int32_t pad_id, eos_id, start_id;
-    lmc_loader L;
-    gr_tensor *shared, *enc_bias, *dec_bias, *enc_final, *dec_final, *head;
+    gr_tensor *enc_bias, *dec_bias, *enc_final, *dec_final, *head;  /* base.embed: shared */
     t5_block *enc, *dec;
-    int *order, norder;          /* decoder layers to run */
-    gr_tensor **hs, **enc_hs;
+    gr_tensor **enc_hs;
 };
 
 struct gr_lm_cache {
@@ -89,7 +88,7 @@ static gr_status read_config(gr_lm *m, const gr_model_source *src)
 static gr_status load_stack(gr_lm *m, const char *stack, int n, int is_dec, t5_block **out, gr_tensor **bias,
                             gr_tensor **final, double f)
 {
-    lmc_loader *L = &m->L;
+    lmc_loader *L = &m->base.L;
     int64_t d = m->d, in = m->inner;
     int64_t dv[1] = {d}, wq[2] = {in, d}, wo[2] = {d, in}, wi[2] = {m->dff, d}, wff[2] = {d, m->dff};
     int64_t rb[2] = {m->buckets, m->heads};
@@ -138,11 +137,11 @@ static gr_status load(gr_lm *m, gr_ctx *ctx, const gr_model_source *src)
     gr_status s;
     if ((s = lmc_num(&c, "initializer_factor", 1.0, &f)) || (s = lmc_bool(&c, "tie_word_embeddings", 1, &tie)))
         return s;
-    lmc_loader *L = &m->L;
+    lmc_loader *L = &m->base.L;
     lmc_loader_init(L, ctx, src, src->prefix);
     int64_t emb[2] = {m->vocab, m->d};
     /* Copies of shared.weight under encoder/decoder.embed_tokens are ignored, as HF ties them. */
-    m->shared = lmc_param(L, "shared.weight", 2, emb, LMC_NORMAL, f, -1);
+    m->base.embed = lmc_param(L, "shared.weight", 2, emb, LMC_NORMAL, f, -1);
     if ((s = load_stack(m, "encoder", m->enc_layers, 0, &m->enc, &m->enc_bias, &m->enc_final, f))) return s;
     if ((s = load_stack(m, "decoder", m->dec_layers, 1, &m->dec, &m->dec_bias, &m->dec_final, f))) return s;
     /* Output head (reference README, "T5 output head"). */
@@ -155,7 +154,7 @@ static gr_status load(gr_lm *m, gr_ctx *ctx, const gr_model_source *src)
         m->scale_out = tie;
         use_lm_head = !tie;
     }
-    m->head = use_lm_head ? lmc_param(L, "lm_head.weight", 2, emb, LMC_NORMAL, f, -1) : m->shared;
+    m->head = use_lm_head ? lmc_param(L, "lm_head.weight", 2, emb, LMC_NORMAL, f, -1) : m->base.embed;
     return L->status;
 }
 
@@ -163,11 +162,9 @@ static void t5_close(gr_lm *m, gr_ctx *ctx)
 {
     if (!m) return;
     (void)ctx;
-    lmc_loader_free_all(&m->L);
+    lmc_lm_free(&m->base);
     free(m->enc);
     free(m->dec);
-    free(m->order);
-    free(m->hs);
     free(m->enc_hs);
     free(m);
 }
@@ -180,36 +177,15 @@ static gr_status t5_open(gr_ctx *ctx, const gr_model_source *src, gr_lm **out)
     gr_status s = read_config(m, src);
     if (s == GR_OK) s = load(m, ctx, src);
     if (s == GR_OK) {
-        s = lmc_set_layers(&m->order, &m->norder, m->dec_layers, NULL, 0, "t5");
+        m->base.info = (gr_lm_info){.struct_size = sizeof(gr_lm_info), .family = "t5", .hidden_size = m->d,
+                                    .embed_dim = m->d, .vocab_size = m->vocab, .num_layers = m->dec_layers,
+                                    .num_encoder_layers = m->enc_layers, .is_encoder_decoder = 1, .bos_id = -1,
+                                    .eos_id = m->eos_id, .pad_id = m->pad_id, .decoder_start_id = m->start_id};
+        s = lmc_lm_set_layers(m, NULL, 0);
     }
     if (s != GR_OK) { t5_close(m, ctx); return s; }
     *out = m;
     return GR_OK;
-}
-
-static void t5_info(const gr_lm *m, gr_lm_info *o)
-{
-    memset(o, 0, sizeof *o);
-    o->struct_size = sizeof *o;
-    o->family = "t5";
-    o->hidden_size = m->d;
-    o->embed_dim = m->d;
-    o->vocab_size = m->vocab;
-    o->num_layers = m->dec_layers;
-    o->num_encoder_layers = m->enc_layers;
-    o->is_encoder_decoder = 1;
-    o->bos_id = -1;
-    o->eos_id = m->eos_id;
-    o->pad_id = m->pad_id;
-    o->decoder_start_id = m->start_id;
-}
-
-static void t5_params(gr_lm *m, gr_param_list *out) { out->items = m->L.items; out->count = m->L.count; }
-static gr_tensor *t5_input_embeddings(gr_lm *m) { return m->shared; }
-
-static gr_status t5_set_layers(gr_lm *m, const int *layers, int count)
-{
-    return lmc_set_layers(&m->order, &m->norder, m->dec_layers, layers, count, "t5");
 }
 
 /* ------------------------------------------------------------------ compute ---- */
@@ -260,11 +236,11 @@ static gr_tensor *ffn(gr_lm *m, gr_ctx *ctx, const t5_block *y, gr_tensor *h)
     return gr_add(ctx, h, gr_linear(ctx, a, y->wo, NULL));
 }
 
-static gr_tensor *attend(gr_lm *m, gr_ctx *ctx, gr_tensor *q, gr_tensor *k, gr_tensor *v, int64_t B, int64_t Tq,
-                         int64_t Tk, gr_tensor *mask, gr_tensor *bias)
+/* T5 attention: no 1/sqrt(d) scaling. */
+static gr_tensor *attend(gr_lm *m, gr_ctx *ctx, gr_tensor *q, gr_tensor *k, gr_tensor *v, gr_tensor *mask,
+                         gr_tensor *bias)
 {
-    return lmc_attention(ctx, lmc_heads(ctx, q, B, Tq, m->heads, m->dkv), lmc_heads(ctx, k, B, Tk, m->heads, m->dkv),
-                         lmc_heads(ctx, v, B, Tk, m->heads, m->dkv), 1.0f, 0, mask, bias);
+    return lmc_mha(ctx, q, k, v, m->heads, 1.0f, 0, mask, bias);
 }
 
 static gr_tensor *encoder(gr_lm *m, gr_ctx *ctx, gr_tensor *x, int64_t B, int64_t S, const int32_t *mask, gr_tensor **hs)
@@ -277,7 +253,7 @@ static gr_tensor *encoder(gr_lm *m, gr_ctx *ctx, gr_tensor *x, int64_t B, int64_
         if (hs) hs[i] = h;
         gr_tensor *a = gr_rmsnorm(ctx, h, y->ln0, m->eps);
         gr_tensor *att = attend(m, ctx, gr_linear(ctx, a, y->q, NULL), gr_linear(ctx, a, y->k, NULL),
-                                gr_linear(ctx, a, y->v, NULL), B, S, S, am, bias);
+                                gr_linear(ctx, a, y->v, NULL), am, bias);
         h = gr_add(ctx, h, gr_linear(ctx, att, y->o, NULL));
         h = ffn(m, ctx, y, h);
     }
@@ -296,33 +272,28 @@ static gr_tensor *decoder(gr_lm *m, gr_ctx *ctx, gr_tensor *x, int64_t B, int64_
     gr_tensor *cross_mask = gr_attention_mask(ctx, B, T, S, enc_mask, 0);
     gr_tensor *bias = m->dec_layers ? position_bias(m, ctx, m->dec_bias, T, Tk, past, 0) : NULL;
     gr_tensor *h = x;
-    for (int li = 0; li < m->norder; li++) {
-        const t5_block *y = &m->dec[m->order[li]];
+    for (int li = 0; li < m->base.norder; li++) {
+        const t5_block *y = &m->dec[m->base.order[li]];
         if (hs) hs[li] = h;
         gr_tensor *a = gr_rmsnorm(ctx, h, y->ln0, m->eps);
         gr_tensor *k = gr_linear(ctx, a, y->k, NULL), *v = gr_linear(ctx, a, y->v, NULL);
-        if (c) {
-            gr_tensor *pk, *pv;
-            if (gr_ctx_status(ctx) || lmc_kv_load(ctx, &c->self, li, &pk, &pv) || lmc_kv_store(ctx, &c->self, li, k, v, T))
-                return NULL;
-            if (pk) { k = gr_concat(ctx, pk, k, 1); v = gr_concat(ctx, pv, v, 1); }
-        }
-        gr_tensor *att = attend(m, ctx, gr_linear(ctx, a, y->q, NULL), k, v, B, T, Tk, self_mask, bias);
+        if (c && lmc_kv_append(ctx, &c->self, li, &k, &v, T)) return NULL;
+        gr_tensor *att = attend(m, ctx, gr_linear(ctx, a, y->q, NULL), k, v, self_mask, bias);
         h = gr_add(ctx, h, gr_linear(ctx, att, y->o, NULL));
         a = gr_rmsnorm(ctx, h, y->ln1, m->eps);
         gr_tensor *ck, *cv;
         if (c) {
-            if (lmc_kv_load(ctx, &c->cross, li, &ck, &cv)) return NULL;
+            if (lmc_kv_past(ctx, &c->cross, li, &ck, &cv)) return NULL;
         } else {
             ck = gr_linear(ctx, enc, y->ck, NULL);
             cv = gr_linear(ctx, enc, y->cv, NULL);
         }
-        att = attend(m, ctx, gr_linear(ctx, a, y->cq, NULL), ck, cv, B, T, S, cross_mask, NULL);
+        att = attend(m, ctx, gr_linear(ctx, a, y->cq, NULL), ck, cv, cross_mask, NULL);
         h = gr_add(ctx, h, gr_linear(ctx, att, y->co, NULL));
         h = ffn(m, ctx, y, h);
     }
     h = gr_rmsnorm(ctx, h, m->dec_final, m->eps);
-    if (hs) hs[m->norder] = h;
+    if (hs) hs[m->base.norder] = h;
     return h;
 }
 
@@ -332,17 +303,16 @@ static gr_tensor *head(gr_lm *m, gr_ctx *ctx, gr_tensor *h)
     return gr_linear(ctx, h, m->head, NULL);
 }
 
-static gr_status t5_forward(gr_lm *m, gr_ctx *ctx, const gr_lm_inputs *in, gr_lm_outputs *out)
+static gr_status forward(gr_lm *m, gr_ctx *ctx, const gr_lm_inputs *in, gr_lm_outputs *out)
 {
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
     if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
     if (lmc_check_inputs(ctx, in, m->d, m->vocab, "t5")) return gr_ctx_status(ctx);
     int64_t B = in->batch, P = lmc_prefix_len(in), S;
-    if (in->labels && in->label_len <= 0) return gr_ctx_fail(ctx, GR_ERR_INVALID, "t5: labels given with label_len %lld", (long long)in->label_len);
+    if (in->labels && in->label_len <= 0)
+        return gr_ctx_fail(ctx, GR_ERR_INVALID, "t5: labels given with label_len %lld", (long long)in->label_len);
     if (m->start_id < 0)
         return gr_ctx_fail(ctx, GR_ERR_INVALID, "t5: the config has no 'decoder_start_token_id' (needed for decoder inputs)");
-    gr_tensor *x = lmc_input_embeds(ctx, in, m->shared, m->d, -1, &S);
+    gr_tensor *x = lmc_input_embeds(ctx, in, m->base.embed, m->d, -1, &S);
     int32_t *mask = lmc_full_mask(in, P);
     int64_t L = in->labels ? in->label_len : 1;
     int32_t *dec_ids = malloc((size_t)(B * L) * sizeof *dec_ids);
@@ -359,30 +329,39 @@ static gr_status t5_forward(gr_lm *m, gr_ctx *ctx, const gr_lm_inputs *in, gr_lm
             free(mask); free(dec_ids);
             return gr_ctx_status(ctx);
         }
+    gr_tensor **hs = NULL;
     if (in->want_hidden_states) {
-        free(m->hs);
         free(m->enc_hs);
-        m->hs = calloc((size_t)m->norder + 1, sizeof *m->hs);
         m->enc_hs = calloc((size_t)m->enc_layers + 1, sizeof *m->enc_hs);
-        if (!m->hs || !m->enc_hs) { free(mask); free(dec_ids); return gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory"); }
+        hs = lmc_lm_hidden(ctx, &m->base);
+        if (!hs || !m->enc_hs) { free(mask); free(dec_ids); return gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory"); }
     }
-    gr_tensor *enc = encoder(m, ctx, x, B, S, mask, in->want_hidden_states ? m->enc_hs : NULL);
+    gr_tensor *enc = encoder(m, ctx, x, B, S, mask, hs ? m->enc_hs : NULL);
     int64_t ds[2] = {B, L};
-    gr_tensor *dx = gr_embedding(ctx, m->shared, gr_from_host(ctx, GR_I32, 2, ds, dec_ids), -1);
+    gr_tensor *dx = gr_embedding(ctx, m->base.embed, gr_from_host(ctx, GR_I32, 2, ds, dec_ids), -1);
     free(dec_ids);
-    gr_tensor *h = decoder(m, ctx, dx, B, L, enc, S, mask, NULL, in->want_hidden_states ? m->hs : NULL);
+    gr_tensor *h = decoder(m, ctx, dx, B, L, enc, S, mask, NULL, hs);
     free(mask);
     out->encoder_last_hidden_state = enc;
     out->last_hidden_state = h;
     out->logits = head(m, ctx, h);
     if (in->labels) out->loss = lmc_seq2seq_loss(ctx, out->logits, in->labels, B, L);
-    if (in->want_hidden_states) {
-        out->hidden_states = m->hs;
-        out->num_hidden_states = m->norder + 1;
+    if (hs) {
+        out->hidden_states = hs;
+        out->num_hidden_states = m->base.norder + 1;
         out->encoder_hidden_states = m->enc_hs;
         out->num_encoder_hidden_states = m->enc_layers + 1;
     }
     return gr_ctx_status(ctx);
+}
+
+static gr_status t5_forward(gr_lm *m, gr_ctx *ctx, const gr_lm_inputs *in, gr_lm_outputs *out)
+{
+    gr_lm_outputs o = {.struct_size = sizeof o};
+    gr_status s = forward(m, ctx, in, &o);
+    if (s != GR_OK) memset(&o, 0, sizeof o);
+    lmc_fill(out, &o, sizeof o);
+    return s;
 }
 
 /* ------------------------------------------------------------------ generation ---- */
@@ -393,14 +372,14 @@ static gr_status dec_step(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c, const int32_t *
     for (int64_t b = 0; b < B; b++)
         if (ids[b] < 0 || ids[b] >= m->vocab)
             return gr_ctx_fail(ctx, GR_ERR_INVALID, "t5: token id %d outside the vocabulary", ids[b]);
-    if (c->self.layers != m->norder)
+    if (c->self.layers != m->base.norder)
         return gr_ctx_fail(ctx, GR_ERR_INVALID, "t5: set_layers changed the layers since generate_begin");
-    if (lmc_kv_reserve(&c->self, NULL, 1)) return gr_ctx_fail(ctx, GR_ERR_NOMEM, "%s", gr_last_error());
+    if (lmc_kv_reserve(ctx, &c->self, NULL, 1)) return gr_ctx_status(ctx);
     int64_t S = c->cross.T;
-    int32_t *em = malloc((size_t)(B * (S ? S : 1)) * sizeof *em);
+    int32_t *em = malloc((size_t)(B * S) * sizeof *em);
     if (!em) return gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory");
     for (int64_t b = 0; b < B; b++) memcpy(em + b * S, c->cross.mask + b * c->cross.cap, (size_t)S * sizeof *em);
-    gr_tensor *x = gr_embedding(ctx, m->shared, gr_from_host(ctx, GR_I32, 2, shape, ids), -1);
+    gr_tensor *x = gr_embedding(ctx, m->base.embed, gr_from_host(ctx, GR_I32, 2, shape, ids), -1);
     gr_tensor *h = decoder(m, ctx, x, B, 1, NULL, S, em, c, NULL);
     free(em);
     if (gr_ctx_status(ctx)) return gr_ctx_status(ctx);
@@ -410,6 +389,17 @@ static gr_status dec_step(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c, const int32_t *
     return gr_ctx_status(ctx);
 }
 
+static void t5_cache_free(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c)
+{
+    (void)m;
+    if (!c) return;
+    lmc_kv_free(ctx, &c->self);
+    lmc_kv_free(ctx, &c->cross);
+    free(c);
+}
+
+/* Encodes the prompt once: the cross-attention keys/values of every decoder layer go into
+ * c->cross; then the decoder start token. */
 static gr_status t5_generate_begin(gr_lm *m, gr_ctx *ctx, const gr_lm_inputs *in, gr_lm_cache **cache, gr_tensor **logits)
 {
     *cache = NULL;
@@ -421,33 +411,32 @@ static gr_status t5_generate_begin(gr_lm *m, gr_ctx *ctx, const gr_lm_inputs *in
     int64_t B = in->batch, P = lmc_prefix_len(in), S;
     if (P + in->seq == 0) return gr_ctx_fail(ctx, GR_ERR_INVALID, "t5: generate_begin: empty encoder input");
     gr_lm_cache *c = calloc(1, sizeof *c);
-    if (!c || lmc_kv_init(&c->self, m->norder, B, m->inner) || lmc_kv_init(&c->cross, m->norder, B, m->inner)) {
-        if (c) { lmc_kv_free(&c->self); lmc_kv_free(&c->cross); }
-        free(c);
-        return gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory");
-    }
+    if (!c) return gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory");
     int prev = gr_ctx_set_grad_enabled(ctx, 0);
-    gr_tensor *x = lmc_input_embeds(ctx, in, m->shared, m->d, -1, &S);
-    int32_t *mask = lmc_full_mask(in, P);
-    gr_status s = mask ? lmc_kv_reserve(&c->cross, mask, S) : GR_ERR_NOMEM;
-    if (s) gr_ctx_fail(ctx, s, "out of memory");
-    gr_tensor *enc = encoder(m, ctx, x, B, S, mask, NULL);
-    for (int li = 0; li < m->norder && !gr_ctx_status(ctx); li++) {
-        const t5_block *y = &m->dec[m->order[li]];
-        lmc_kv_store(ctx, &c->cross, li, gr_linear(ctx, enc, y->ck, NULL), gr_linear(ctx, enc, y->cv, NULL), S);
+    int32_t *mask = lmc_full_mask(in, P), *start = malloc((size_t)B * sizeof *start);
+    if (!mask || !start) gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory");
+    if (!lmc_kv_init(ctx, &c->self, m->base.norder, B, m->inner) &&
+        !lmc_kv_init(ctx, &c->cross, m->base.norder, B, m->inner)) {
+        gr_tensor *x = lmc_input_embeds(ctx, in, m->base.embed, m->d, -1, &S);
+        if (!lmc_kv_reserve(ctx, &c->cross, mask, S)) {
+            gr_tensor *enc = encoder(m, ctx, x, B, S, mask, NULL);
+            for (int li = 0; li < m->base.norder && !gr_ctx_status(ctx); li++) {
+                const t5_block *y = &m->dec[m->base.order[li]];
+                gr_tensor *k = gr_linear(ctx, enc, y->ck, NULL), *v = gr_linear(ctx, enc, y->cv, NULL);
+                lmc_kv_append(ctx, &c->cross, li, &k, &v, S);
+            }
+        }
+    }
+    if (!gr_ctx_status(ctx)) {
+        lmc_kv_commit(&c->cross, S);
+        for (int64_t b = 0; b < B; b++) start[b] = m->start_id;
+        dec_step(m, ctx, c, start, logits);
     }
     free(mask);
-    s = gr_ctx_status(ctx);
-    if (s == GR_OK) {
-        lmc_kv_commit(&c->cross, S);
-        int32_t *start = malloc((size_t)B * sizeof *start);
-        if (!start) s = gr_ctx_fail(ctx, GR_ERR_NOMEM, "out of memory");
-        for (int64_t b = 0; s == GR_OK && b < B; b++) start[b] = m->start_id;
-        if (s == GR_OK) s = dec_step(m, ctx, c, start, logits);
-        free(start);
-    }
+    free(start);
     gr_ctx_set_grad_enabled(ctx, prev);
-    if (s != GR_OK) { lmc_kv_free(&c->self); lmc_kv_free(&c->cross); free(c); return s; }
+    gr_status s = gr_ctx_status(ctx);
+    if (s != GR_OK) { t5_cache_free(m, ctx, c); *logits = NULL; return s; }
     *cache = c;
     return GR_OK;
 }
@@ -465,29 +454,19 @@ static gr_status t5_generate_step(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c, const i
 static gr_status t5_cache_reorder(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c, const int32_t *rows, int64_t count)
 {
     (void)m;
-    gr_status s = lmc_kv_reorder(&c->self, rows, count);
-    if (s == GR_OK) s = lmc_kv_reorder(&c->cross, rows, count);
-    return s ? gr_ctx_fail(ctx, s, "%s", gr_last_error()) : GR_OK;
-}
-
-static void t5_cache_free(gr_lm *m, gr_ctx *ctx, gr_lm_cache *c)
-{
-    (void)m; (void)ctx;
-    if (!c) return;
-    lmc_kv_free(&c->self);
-    lmc_kv_free(&c->cross);
-    free(c);
+    gr_status s = lmc_kv_reorder(ctx, &c->self, rows, count);
+    return s ? s : lmc_kv_reorder(ctx, &c->cross, rows, count);
 }
 
 static const gr_lm_iface t5_iface = {
     .struct_size = sizeof(gr_lm_iface),
     .open = t5_open,
     .close = t5_close,
-    .info = t5_info,
-    .params = t5_params,
-    .input_embeddings = t5_input_embeddings,
+    .info = lmc_lm_info,
+    .params = lmc_lm_params,
+    .input_embeddings = lmc_lm_input_embeddings,
     .forward = t5_forward,
-    .set_layers = t5_set_layers,
+    .set_layers = lmc_lm_set_layers,
     .generate_begin = t5_generate_begin,
     .generate_step = t5_generate_step,
     .cache_reorder = t5_cache_reorder,

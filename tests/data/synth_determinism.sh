@@ -10,7 +10,7 @@ rm -rf "$work" && mkdir -p "$work" || exit 1
 "$graft" synth --out "$work/b" --size 40 --seed 1 --threads 3 --compression 9 >/dev/null || fail "synth b"
 "$graft" synth --out "$work/c" --size 40 --seed 2 >/dev/null || fail "synth c"
 # Annotations and corpus are byte-identical (world.json records the compression level).
-for f in corpus.txt corpus_val.txt scenes.jsonl captions_train.jsonl vqa_val.jsonl \
+for f in corpus.txt corpus_val.txt knowledge.txt scenes.jsonl captions_train.jsonl vqa_val.jsonl \
          annotations/captions_train.json annotations/coco_karpathy_val.json \
          annotations/vqa_train_questions.json annotations/vqa_train_annotations.json; do
     cmp -s "$work/a/$f" "$work/b/$f" || fail "$f differs between runs with the same seed"

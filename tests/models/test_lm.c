@@ -5,6 +5,7 @@
  * Usage: test_lm FIXTURES_DIR */
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@ static gr_status open_model_at(model *M, const char *family, const char *dir, js
     M->src.prefix = "";
     M->src.seed = 1234;
     if ((s = M->lm->open(M->ctx, &M->src, &M->m))) return s;
+    M->info.struct_size = sizeof M->info;
     M->lm->info(M->m, &M->info);
     return GR_OK;
 }
@@ -121,6 +123,7 @@ static double rel_err(const float *a, const float *ref, int64_t n)
         num += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
         den += (double)ref[i] * ref[i];
     }
+    if (!isfinite(num) || !isfinite(den)) return INFINITY; /* a NaN must not pass as "no error" */
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
@@ -145,7 +148,7 @@ static void test_decode_causal(const char *family, const char *name)
     int64_t V = M.info.vocab_size;
     /* Full forward of the unpadded sequence. */
     gr_lm_inputs in = {.struct_size = sizeof in, .batch = 1, .seq = n, .ids = toks};
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof out};
     gr_ctx_set_grad_enabled(M.ctx, 0);
     s = M.lm->forward(M.m, M.ctx, &in, &out);
     float *full = host(&M, out.logits);
@@ -233,7 +236,7 @@ static void test_decode_t5(const char *name)
     gr_ctx_set_grad_enabled(M.ctx, 0);
     gr_lm_inputs in = {.struct_size = sizeof in, .batch = B, .seq = S, .ids = ids, .mask = mask, .labels = labels,
                        .label_len = L};
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof out};
     s = M.lm->forward(M.m, M.ctx, &in, &out);
     float *full = host(&M, out.logits);
     gr_lm_inputs prompt = {.struct_size = sizeof prompt, .batch = B, .seq = S, .ids = ids, .mask = mask};
@@ -298,7 +301,7 @@ static void test_prefix(const char *family, const char *name)
     }
     gr_lm_inputs in = {.struct_size = sizeof in, .batch = B, .seq = T, .ids = ids, .mask = mask, .prefix = prefix,
                        .labels = labels, .label_len = L};
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof out};
     s = M.lm->forward(M.m, M.ctx, &in, &out);
     CHECK(s == GR_OK, "%s: prefix forward: %s", name, gr_last_error());
     if (s == GR_OK) {
@@ -342,7 +345,7 @@ static void test_layers_and_init(const char *family, const char *name)
     gr_ctx_set_grad_enabled(M.ctx, 0);
     gr_lm_inputs in = {.struct_size = sizeof in, .batch = B, .seq = T, .ids = ids, .labels = labels, .label_len = L,
                        .want_hidden_states = 1};
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof out};
     s = M.lm->forward(M.m, M.ctx, &in, &out);
     float *all = host(&M, out.logits);
     int64_t n = gr_numel(out.logits);
@@ -381,7 +384,7 @@ static void test_layers_and_init(const char *family, const char *name)
         double sd = sqrt(sq / ne - (sum / ne) * (sum / ne));
         double want = M.info.is_encoder_decoder ? 1.0 : 0.02; /* T5: factor * 1.0; others: init std 0.02 */
         CHECK(fabs(sd / want - 1) < 0.05, "%s: random embedding std %.4f, HF uses %.4f", name, sd, want);
-        gr_lm_outputs ro;
+        gr_lm_outputs ro = {.struct_size = sizeof ro};
         gr_ctx_set_grad_enabled(R.ctx, 0);
         s = R.lm->forward(R.m, R.ctx, &in, &ro);
         float loss = NAN;
@@ -394,6 +397,48 @@ static void test_layers_and_init(const char *family, const char *name)
     close_model(&R);
     free(ids);
     free(labels);
+    close_model(&M);
+}
+
+/* ------------------------------------------------------------ ABI: filled structs ---- */
+
+/* plugin.h: info and outputs arrive with the host's struct_size; the plugin writes no byte
+ * past it (a host built against an older, smaller struct), and 0 means the whole struct. */
+static void test_abi_sizes(const char *family, const char *name)
+{
+    model M;
+    gr_status s = open_fixture(&M, family, name);
+    if (s) { CHECK(0, "%s: open: %s", name, gr_last_error()); close_model(&M); return; }
+    union { gr_lm_info i; unsigned char b[sizeof(gr_lm_info)]; } info;
+    size_t cut = offsetof(gr_lm_info, num_layers);
+    memset(&info, 0xAB, sizeof info);
+    info.i.struct_size = (uint32_t)cut;
+    M.lm->info(M.m, &info.i);
+    int past = 0;
+    for (size_t k = cut; k < sizeof info; k++) past += info.b[k] != 0xAB;
+    CHECK(past == 0 && info.i.struct_size == cut && info.i.vocab_size == M.info.vocab_size,
+          "%s: info wrote %d bytes past struct_size %zu", name, past, cut);
+    gr_lm_info zero = {0};
+    M.lm->info(M.m, &zero);
+    CHECK(zero.struct_size == sizeof zero && zero.eos_id == M.info.eos_id, "%s: struct_size 0 is the whole struct", name);
+    int64_t B, T, L = 0;
+    int32_t *ids = case_i32(&M, "input_ids", &B, &T), *labels = case_i32(&M, "labels", &B, &L);
+    gr_lm_inputs in = {.struct_size = sizeof in, .batch = B, .seq = T, .ids = ids, .labels = labels,
+                       .label_len = M.info.is_encoder_decoder ? L : 0, .want_hidden_states = 1};
+    union { gr_lm_outputs o; unsigned char b[sizeof(gr_lm_outputs)]; } out;
+    cut = offsetof(gr_lm_outputs, last_hidden_state);
+    memset(&out, 0xAB, sizeof out);
+    out.o.struct_size = (uint32_t)cut;
+    gr_ctx_set_grad_enabled(M.ctx, 0);
+    s = M.lm->forward(M.m, M.ctx, &in, &out.o);
+    past = 0;
+    for (size_t k = cut; k < sizeof out; k++) past += out.b[k] != 0xAB;
+    CHECK(s == GR_OK && past == 0 && out.o.logits && out.o.loss, "%s: forward wrote %d bytes past struct_size %zu: %s",
+          name, past, cut, gr_last_error());
+    printf("ok   %-26s info and outputs stop at the host's struct_size\n", name);
+    free(ids);
+    free(labels);
+    gr_ctx_reset(M.ctx);
     close_model(&M);
 }
 
@@ -496,12 +541,15 @@ static void test_malformed(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) { fprintf(stderr, "usage: test_lm FIXTURES_DIR\n"); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: test_lm FIXTURES_DIR [BACKEND]\n"); return 2; }
     fixtures = argv[1];
+    /* With a backend other than cpu only the KV-cache paths run (the device-side cache). */
+    const char *be = argc > 2 ? argv[2] : "cpu";
     gr_plugins_scan();
-    if (gr_backend_open("cpu", NULL, &backend) != GR_OK) {
-        printf("FAIL: cpu backend: %s\n", gr_last_error());
-        return 1;
+    if (gr_backend_open(be, NULL, &backend) != GR_OK) {
+        printf("%s: %s\n", strcmp(be, "cpu") ? "SKIP" : "FAIL", gr_last_error());
+        gr_plugins_unload_all();
+        return strcmp(be, "cpu") ? 77 : 1;
     }
     test_decode_causal("opt", "opt_prenorm");
     test_decode_causal("llama", "llama_gqa2_llama3rope");
@@ -511,17 +559,22 @@ int main(int argc, char **argv)
     test_decode_causal("opt", "opt_postln_project");
     test_decode_causal("llama", "llama_gqa4_linear_tied");
     test_decode_t5("t5_v10_relu_tied");
-    test_prefix("opt", "opt_postln_project");
-    test_prefix("t5", "t5_v10_relu_tied");
-    test_prefix("opt", "opt_prenorm");
-    test_prefix("llama", "llama_gqa2_llama3rope");
-    test_prefix("t5", "t5_gated_gelu_untied");
-    test_layers_and_init("opt", "opt_prenorm");
-    test_layers_and_init("llama", "llama_rope_parameters_v5");
-    test_layers_and_init("t5", "t5_v5_config_untied");
-    test_malformed();
+    if (strcmp(be, "cpu") == 0) {
+        test_prefix("opt", "opt_postln_project");
+        test_prefix("t5", "t5_v10_relu_tied");
+        test_prefix("opt", "opt_prenorm");
+        test_prefix("llama", "llama_gqa2_llama3rope");
+        test_prefix("t5", "t5_gated_gelu_untied");
+        test_layers_and_init("opt", "opt_prenorm");
+        test_layers_and_init("llama", "llama_rope_parameters_v5");
+        test_layers_and_init("t5", "t5_v5_config_untied");
+        test_abi_sizes("opt", "opt_prenorm");
+        test_abi_sizes("llama", "llama_gqa4_linear_tied");
+        test_abi_sizes("t5", "t5_v10_relu_tied");
+        test_malformed();
+    }
     gr_backend_close(backend);
     gr_plugins_unload_all();
-    printf("lm: %d checks, %d failed\n", checks, failures);
+    printf("lm (%s): %d checks, %d failed\n", be, checks, failures);
     return failures ? 1 : 0;
 }

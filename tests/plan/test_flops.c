@@ -96,7 +96,7 @@ static void test_lm(const char *name)
     for (int i = 0; i < B * (t5 ? LL : T); i++) labels[i] = 3 + (i * 5) % (int)(info.vocab_size - 3);
     gr_lm_inputs in = {.struct_size = sizeof in, .batch = B, .seq = T, .ids = ids, .labels = labels,
                        .label_len = t5 ? LL : T};
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof out};
     gr_lm_pass pass = {.batch = B, .seq = T, .label_len = t5 ? LL : 0};
     gr_flop_count want;
 
@@ -255,7 +255,7 @@ static void test_blip2(const char *name)
         gr_tensor *pt = gr_from_host(ctx, GR_F32, 4, px, pix);
         gr_vlm_inputs in = {.struct_size = sizeof in, .pixel_values = pt, .seq = T, .ids = ids, .labels = labels,
                             .label_len = T};
-        gr_vlm_outputs out;
+        gr_vlm_outputs out = {.struct_size = sizeof(gr_vlm_outputs)};
         gr_ctx_reset_flops(ctx);
         s = gr_vlm_forward(v, ctx, &in, &out);
         if (s == GR_OK) s = gr_backward(ctx, out.lm.loss, NULL);

@@ -151,7 +151,7 @@ static void check_family(const fam *f)
     char *qp = cat2(out, "quality.json");
     json_t *q = json_load_file(qp, 0, &e);
     free(qp);
-    CHECK(q && isfinite(json_real_value(json_object_get(q, "val_ppl"))) && json_array_size(json_object_get(q, "probes")) == 14 &&
+    CHECK(q && isfinite(json_real_value(json_object_get(q, "val_ppl"))) && json_array_size(json_object_get(q, "probes")) == 28 &&
               json_is_real(json_object_get(q, "color_cosine_max")) && json_is_boolean(json_object_get(q, "ok")),
           "%s: quality.json fields", f->name);
     json_decref(q);

@@ -209,7 +209,7 @@ static void test_lm(const char *dir, gr_ctx *ctx)
     const int32_t labels[B * S] = {1, 4, 5, 6, 7, -100, -100, 3, 9, 10};
 
     /* Loss = mean over supervised positions of the host cross-entropy of the logits. */
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof out};
     gr_tensor *pre;
     s = lm_run(it, lm, ctx, prefix, ids, mask, labels, 1, &out, &pre);
     CHECK(s == GR_OK && out.logits && out.logits->shape[1] == P + S && out.logits->shape[2] == V &&

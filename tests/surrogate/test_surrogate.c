@@ -90,7 +90,7 @@ static gr_status open_model(model *M, const char *dir, json_t *config)
 static float *logits_of(model *M, const int32_t *ids, int64_t B, int64_t T, int64_t *n)
 {
     gr_lm_inputs in = {.struct_size = sizeof in, .batch = B, .seq = T, .ids = ids};
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof out};
     if (M->lm->forward(M->m, M->ctx, &in, &out) != GR_OK) return NULL;
     *n = gr_numel(out.logits);
     float *v = malloc((size_t)*n * sizeof *v);
@@ -446,7 +446,7 @@ static void test_lens(const char *dir, const char *label)
     int64_t n = 2 * 7 * M.info.vocab_size;
     float **lensed = calloc((size_t)L + 1, sizeof *lensed);
     gr_lm_inputs in = {.struct_size = sizeof in, .batch = 2, .seq = 7, .ids = ids, .want_hidden_states = 1};
-    gr_lm_outputs out;
+    gr_lm_outputs out = {.struct_size = sizeof out};
     s = M.lm->forward(M.m, M.ctx, &in, &out);
     for (int l = 0; s == GR_OK && l < L; l++) {
         gr_tensor *lg = gr_lens_apply(M.ctx, lens, out.hidden_states[l]);

@@ -1,10 +1,12 @@
 /* Vision plugins and the VLM composite, beyond what `graft verify` checks on the fixtures:
  * config errors (one line naming the key), missing/mis-shaped tensors, HF random init, the
- * mlp projector's math, a VLM assembled from parts, parameter names and trainability.
+ * mlp projector's math, a VLM assembled from parts, parameter names and trainability, the
+ * checkpoint names a VLM reports, and the ABI rule for structs a plugin fills.
  *
  * usage: test_vision FIXTURES_DIR (tests/fixtures) */
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,13 +152,13 @@ static void test_checkpoint_errors(void)
     json_object_set_new(cfg, "intermediate_size", json_integer(96));
     CHECK(vi->open(ctx, &src, &v) == GR_OK && v, "fixture config: %s", gr_last_error());
     if (v) {
-        gr_vision_info info;
+        gr_vision_info info = {.struct_size = sizeof info};
         vi->info(v, &info);
         CHECK(info.num_tokens == 17 && info.hidden_size == 48 && info.num_layers == 2,
               "info %lld tokens, %lld hidden", (long long)info.num_tokens, (long long)info.hidden_size);
         /* A wrong image size is a one-line error, not a crash. */
         gr_tensor *px = gr_zeros(ctx, GR_F32, 4, (int64_t[]){1, 3, 24, 24});
-        gr_vision_outputs out;
+        gr_vision_outputs out = {.struct_size = sizeof out};
         CHECK(vi->forward(v, ctx, px, 0, &out) == GR_ERR_SHAPE, "24x24 image accepted");
         CHECK(strstr(gr_last_error(), "[1, 3, 24, 24]") != NULL, "msg: %s", gr_last_error());
         printf("  %s\n", gr_last_error());
@@ -208,7 +210,7 @@ static void test_random_init(void)
     src.seed = 43;
     CHECK(qi->open(ctx, &src, &c) == GR_OK, "qformer random: %s", gr_last_error());
     if (!a || !b || !c) return;
-    gr_vision_info info;
+    gr_vision_info info = {.struct_size = sizeof info};
     qi->info(a, &info);
     CHECK(info.input_dim == 64 && info.hidden_size == 96 && info.num_tokens == 32,
           "encoder_hidden_size must follow vision_config.hidden_size (got %lld)", (long long)info.input_dim);
@@ -330,7 +332,7 @@ static void test_vlm_parts(void)
     gr_vlm *m = NULL;
     CHECK(gr_vlm_open_parts(ctx, &parts, &m) == GR_OK, "open parts: %s", gr_last_error());
     if (!m) goto out;
-    gr_vlm_info info;
+    gr_vlm_info info = {.struct_size = sizeof(gr_vlm_info)};
     gr_vlm_get_info(m, &info);
     CHECK(info.prompt_len == 4 && info.prompt_dim == 48 && info.has_qformer, "vlm info");
     gr_tensor *pw = gr_vlm_param_find(m, "language_projection.weight");
@@ -349,7 +351,7 @@ static void test_vlm_parts(void)
     int32_t labels[2 * 5] = {-100, 10, 11, 12, 13, -100, 20, 21, -100, -100};
     gr_vlm_inputs in = {.struct_size = sizeof in, .seq = 5, .ids = ids, .mask = mask, .labels = labels};
     in.pixel_values = gr_from_host(ctx, GR_F32, 4, (int64_t[]){2, 3, 16, 16}, pix);
-    gr_vlm_outputs out;
+    gr_vlm_outputs out = {.struct_size = sizeof(gr_vlm_outputs)};
     CHECK(gr_vlm_forward(m, ctx, &in, &out) == GR_OK, "vlm forward: %s", gr_last_error());
     CHECK(out.soft_prompt && out.soft_prompt->shape[1] == 4 && out.soft_prompt->shape[2] == 48, "soft prompt");
     CHECK(out.lm.loss && out.lm.logits, "loss and logits");
@@ -371,6 +373,102 @@ out:
     gr_weights_close(w);
 }
 
+/* Every parameter name a VLM reports is a tensor of its checkpoint with that shape (HF/LAVIS
+ * names: query_tokens, qformer.*, language_projection.*, language_model.*); the parts report
+ * names without their source prefix; gr_weights_param loads prefix + name as `name`. */
+static void test_names(void)
+{
+    printf("checkpoint names\n");
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/blip2_hf_vision_opt", fixtures);
+    gr_vlm *m = NULL;
+    CHECK(gr_vlm_open_dir(ctx, dir, &m) == GR_OK, "open %s: %s", dir, gr_last_error());
+    if (!m) return;
+    gr_weights *w = load_weights("blip2_hf_vision_opt");
+    int n = gr_vlm_param_count(m), bad = 0, seen = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name;
+        gr_tensor *t = gr_vlm_param_at(m, i, &name);
+        const gr_weight_info *wi = gr_weights_find(w, name);
+        int same = wi && wi->ndim == t->ndim;
+        for (int d = 0; same && d < t->ndim; d++) same = wi->shape[d] == t->shape[d];
+        if (!same && bad++ < 3) fprintf(stderr, "  not a checkpoint tensor: %s\n", name);
+        seen += strcmp(name, "query_tokens") == 0 || strcmp(name, "qformer.layernorm.weight") == 0 ||
+                strcmp(name, "language_projection.weight") == 0 ||
+                strcmp(name, "language_model.model.decoder.embed_tokens.weight") == 0;
+    }
+    CHECK(n > 0 && bad == 0 && seen == 4, "%d of %d VLM names are not checkpoint tensors (%d landmarks)", bad, n, seen);
+    gr_param_list pl;
+    gr_vlm_lm_iface(m)->params(gr_vlm_lm(m), &pl);
+    int prefixed = 0;
+    for (int i = 0; i < pl.count; i++) prefixed += strncmp(pl.items[i]->name, "language_model.", 15) == 0;
+    CHECK(pl.count > 0 && prefixed == 0, "%d LM parameter names carry the source prefix", prefixed);
+    printf("  %d names, all in the checkpoint; the LM reports %d without its prefix\n", n, pl.count);
+    gr_vlm_close(m, ctx);
+
+    gr_tensor *t = NULL;
+    int64_t shape[1] = {32};
+    gr_status st = gr_weights_param(ctx, w, "language_projection.", "bias", 1, (int64_t[]){48}, &t);
+    CHECK(st == GR_OK && t && strcmp(t->name, "bias") == 0, "gr_weights_param name: %s", t ? t->name : gr_last_error());
+    gr_tensor_free(ctx, t);
+    st = gr_weights_param(ctx, w, "language_projection.", "bias", 1, shape, &t);
+    CHECK(st == GR_ERR_SHAPE && !t && strstr(gr_last_error(), "language_projection.bias") &&
+          gr_ctx_status(ctx) == GR_OK, "wrong shape: %s", gr_last_error());
+    st = gr_weights_param(ctx, w, NULL, "language_projection.nope", 1, shape, &t);
+    CHECK(st == GR_ERR_NOT_FOUND && !t && gr_ctx_status(ctx) == GR_OK, "missing: %s", gr_last_error());
+    gr_weights_close(w);
+}
+
+/* plugin.h: a struct the plugin fills arrives with the host's struct_size and the plugin
+ * writes no byte past it (an older host's smaller struct); 0 means the whole struct. */
+static void test_abi_sizes(void)
+{
+    printf("ABI: filled structs\n");
+    const char *plugins[] = {"clip-vit", "blip2-vit", "qformer"};
+    const char *fx[] = {"clip_vision_quickgelu", "blip2_hf_vision_opt", "blip2_hf_vision_opt"};
+    for (int p = 0; p < 3; p++) {
+        const gr_vision_iface *vi = iface(GR_PLUGIN_VISION_ENCODER, plugins[p]);
+        gr_weights *w = load_weights(fx[p]);
+        json_t *cfg = load_config(fx[p]);
+        gr_model_source src = {.struct_size = sizeof src, .dir = "abi", .config = cfg,
+                               .config_path = "config.json", .weights = w, .prefix = ""};
+        gr_vision *v = NULL;
+        CHECK(vi->open(ctx, &src, &v) == GR_OK, "%s: %s", plugins[p], gr_last_error());
+        if (!v) { json_decref(cfg); gr_weights_close(w); continue; }
+        union { gr_vision_info i; unsigned char b[sizeof(gr_vision_info)]; } info;
+        size_t cut = offsetof(gr_vision_info, num_tokens);
+        memset(&info, 0xAB, sizeof info);
+        info.i.struct_size = (uint32_t)cut;
+        vi->info(v, &info.i);
+        int past = 0;
+        for (size_t k = cut; k < sizeof info; k++) past += info.b[k] != 0xAB;
+        CHECK(past == 0 && info.i.struct_size == cut && info.i.hidden_size > 0,
+              "%s: info wrote %d bytes past struct_size %zu", plugins[p], past, cut);
+        gr_vision_info full = {0};
+        vi->info(v, &full);
+        CHECK(full.struct_size == sizeof full && full.num_layers > 0, "%s: struct_size 0 is the whole struct", plugins[p]);
+
+        gr_vision_info any = {.struct_size = sizeof any};
+        vi->info(v, &any);
+        gr_tensor *x = p == 2 ? gr_zeros(ctx, GR_F32, 3, (int64_t[]){1, 5, any.input_dim})
+                              : gr_zeros(ctx, GR_F32, 4, (int64_t[]){1, any.input_dim, any.image_size, any.image_size});
+        union { gr_vision_outputs o; unsigned char b[sizeof(gr_vision_outputs)]; } out;
+        cut = offsetof(gr_vision_outputs, pooler_output);
+        memset(&out, 0xAB, sizeof out);
+        out.o.struct_size = (uint32_t)cut;
+        CHECK(vi->forward(v, ctx, x, 1, &out.o) == GR_OK, "%s forward: %s", plugins[p], gr_last_error());
+        past = 0;
+        for (size_t k = cut; k < sizeof out; k++) past += out.b[k] != 0xAB;
+        CHECK(past == 0 && out.o.last_hidden_state, "%s: forward wrote %d bytes past struct_size %zu", plugins[p], past,
+              cut);
+        printf("  %s: info and outputs stop at the host's struct_size\n", plugins[p]);
+        gr_ctx_reset(ctx);
+        vi->close(v, ctx);
+        json_decref(cfg);
+        gr_weights_close(w);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) { fprintf(stderr, "usage: test_vision FIXTURES_DIR\n"); return 2; }
@@ -383,6 +481,8 @@ int main(int argc, char **argv)
     test_random_init();
     test_mlp_projector();
     test_vlm_parts();
+    test_names();
+    test_abi_sizes();
     gr_ctx_destroy(ctx);
     gr_backend_close(be);
     printf("vision: %d checks, %d failed\n", checks, failures);

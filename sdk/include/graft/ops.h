@@ -163,6 +163,19 @@ int64_t gr_ce_count(gr_ctx *ctx, gr_tensor *labels, int32_t ignore_index);
  * and of gr_requires_grad inputs are accumulated into gr_grad(). */
 gr_status gr_backward(gr_ctx *ctx, gr_tensor *out, gr_tensor *seed);
 
+/* Gradient-ready hook (for data-parallel training: start reducing a gradient while the rest
+ * of the backward pass runs). During each gr_backward on ctx, fn(user, param) is called once
+ * per trainable parameter used by the tape, right after the last tape node that contributes
+ * to its gradient, so gr_grad(param) is final for this pass when fn runs (NULL if no
+ * gradient reached it). Calls come in backward order; fn must not record operations.
+ * fn NULL removes the hook. */
+typedef void (*gr_grad_ready_fn)(void *user, gr_tensor *param);
+void gr_ctx_set_grad_ready_hook(gr_ctx *ctx, gr_grad_ready_fn fn, void *user);
+/* The gradient buffer of a trainable parameter, allocated if needed and marked as holding a
+ * value, for code that writes gradients from outside a backward pass (gr_upload into it);
+ * NULL if t is not trainable or on failure (sticky error). */
+gr_tensor *gr_grad_buffer(gr_ctx *ctx, gr_tensor *t);
+
 /* ---------------------------------------------------------------- optimizer ---- */
 
 /* One torch.optim.AdamW step (see gr_adamw_args) on an F32 parameter with its accumulated

@@ -39,11 +39,16 @@ const gr_weight_info *gr_weights_find(const gr_weights *w, const char *name);
 /* The `__metadata__` string value for key, or NULL. */
 const char *gr_weights_metadata(const gr_weights *w, const char *key);
 
-/* A persistent frozen parameter named `name` from the checkpoint, checked against the
- * expected shape (ndim dims; pass ndim < 0 to accept any shape). Missing tensor or wrong
- * shape: NULL with a one-line error naming the tensor and file (the ctx is marked failed). */
-gr_tensor *gr_weights_param(gr_ctx *ctx, const gr_weights *w, const char *name, int ndim,
-                            const int64_t *shape);
+/* A persistent frozen parameter from the checkpoint: the tensor `prefix` + `name` (prefix
+ * NULL or "" for none, e.g. "language_model." inside a BLIP-2 file), checked against the
+ * expected shape (ndim dims; ndim < 0 accepts any shape) and stored as F32, F16 or BF16. The
+ * parameter is named `name`, without the prefix: the HF name a model's params() reports
+ * (model.h). Zero-copy from the mapping where the backend allows and the data is aligned,
+ * else an uploaded copy. A missing tensor (GR_ERR_NOT_FOUND), a wrong shape (GR_ERR_SHAPE)
+ * or dtype (GR_ERR_UNSUPPORTED) is a one-line error naming the file and the full tensor name;
+ * it leaves the ctx usable (only a backend failure marks it failed). *out is NULL then. */
+gr_status gr_weights_param(gr_ctx *ctx, const gr_weights *w, const char *prefix, const char *name,
+                           int ndim, const int64_t *shape, gr_tensor **out);
 
 /* Writes tensors (any dtype; downloaded from the backend) to a safetensors file atomically
  * (temporary file, fsync, rename). names[i] overrides tensors[i]->name when non-NULL.

@@ -139,14 +139,6 @@ static gr_status vc_push(vc_params *ps, gr_tensor *t)
     return GR_OK;
 }
 
-static void shape_fmt(char *buf, size_t cap, int ndim, const int64_t *shape)
-{
-    size_t u = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && u < cap; i++)
-        u += (size_t)snprintf(buf + u, cap - u, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (u < cap) snprintf(buf + u, cap - u, "]");
-}
-
 int vc_has(const gr_model_source *src, const char *name)
 {
     if (!src->weights) return 0;
@@ -162,31 +154,11 @@ static gr_tensor *vc_failed(vc_params *ps, gr_status st)
 }
 
 static gr_tensor *vc_load(gr_ctx *ctx, const gr_model_source *src, vc_params *ps,
-                          const char *name, int ndim, const int64_t *shape, int optional)
+                          const char *name, int ndim, const int64_t *shape)
 {
-    char full[512];
-    snprintf(full, sizeof full, "%s%s", src->prefix ? src->prefix : "", name);
-    const gr_weight_info *wi = gr_weights_find(src->weights, full);
-    if (!wi) {
-        if (optional) return NULL;
-        return vc_failed(ps, gr_fail(GR_ERR_NOT_FOUND, "%s: tensor '%s' is missing from the "
-                                     "checkpoint", src->dir ? src->dir : "weights", full));
-    }
-    if (wi->dtype != GR_F32 && wi->dtype != GR_F16 && wi->dtype != GR_BF16) {
-        return vc_failed(ps, gr_fail(GR_ERR_FORMAT, "%s: tensor '%s' has dtype %s, expected F32, "
-                                     "F16 or BF16", wi->file, full, gr_dtype_name(wi->dtype)));
-    }
-    int same = wi->ndim == ndim;
-    for (int i = 0; same && i < ndim; i++) same = wi->shape[i] == shape[i];
-    if (!same) {
-        char got[96], want[96];
-        shape_fmt(got, sizeof got, wi->ndim, wi->shape);
-        shape_fmt(want, sizeof want, ndim, shape);
-        return vc_failed(ps, gr_fail(GR_ERR_SHAPE, "%s: tensor '%s' has shape %s, the config "
-                                     "implies %s", wi->file, full, got, want));
-    }
-    gr_tensor *t = gr_param_from_host(ctx, name, wi->dtype, ndim, shape, wi->data);
-    if (!t) return vc_failed(ps, gr_fail_context(GR_ERR_BACKEND, "%s: loading '%s'", wi->file, full));
+    gr_tensor *t;
+    gr_status st = gr_weights_param(ctx, src->weights, src->prefix, name, ndim, shape, &t);
+    if (st) return vc_failed(ps, st);
     if (vc_push(ps, t)) { gr_tensor_free(ctx, t); return vc_failed(ps, GR_ERR_NOMEM); }
     return t;
 }
@@ -194,7 +166,7 @@ static gr_tensor *vc_load(gr_ctx *ctx, const gr_model_source *src, vc_params *ps
 gr_tensor *vc_param(gr_ctx *ctx, const gr_model_source *src, vc_params *ps, const char *name,
                     int ndim, const int64_t *shape, vc_init init, double std)
 {
-    if (src->weights) return vc_load(ctx, src, ps, name, ndim, shape, 0);
+    if (src->weights) return vc_load(ctx, src, ps, name, ndim, shape);
     gr_tensor *t = gr_param_new(ctx, name, GR_F32, ndim, shape);
     if (!t) return vc_failed(ps, gr_fail_context(GR_ERR_NOMEM, "creating parameter '%s'", name));
     int64_t n = gr_numel(t);
@@ -220,8 +192,8 @@ gr_tensor *vc_param(gr_ctx *ctx, const gr_model_source *src, vc_params *ps, cons
 gr_tensor *vc_param_opt(gr_ctx *ctx, const gr_model_source *src, vc_params *ps,
                         const char *name, int ndim, const int64_t *shape)
 {
-    if (!src->weights) return NULL;
-    return vc_load(ctx, src, ps, name, ndim, shape, 1);
+    if (!vc_has(src, name)) return NULL;
+    return vc_load(ctx, src, ps, name, ndim, shape);
 }
 
 void vc_params_free(gr_ctx *ctx, vc_params *ps)
@@ -237,23 +209,4 @@ gr_tensor *vc_f32(gr_ctx *ctx, gr_tensor *t)
 {
     if (!t || t->dtype == GR_F32) return t;
     return gr_convert(ctx, t, GR_F32);
-}
-
-gr_tensor *vc_attention(gr_ctx *ctx, gr_tensor *q, gr_tensor *k, gr_tensor *v, int64_t heads,
-                        float score_scale, gr_tensor *mask)
-{
-    if (!q || !k || !v) return NULL;
-    int64_t b = q->shape[0], tq = q->shape[1], tk = k->shape[1], d = q->shape[2];
-    int64_t hd = d / heads;
-    static const int to_heads[4] = {0, 2, 1, 3};
-    gr_tensor *qh = gr_permute(ctx, gr_reshape(ctx, q, 4, (int64_t[]){b, tq, heads, hd}), to_heads);
-    gr_tensor *kh = gr_permute(ctx, gr_reshape(ctx, k, 4, (int64_t[]){b, tk, heads, hd}), to_heads);
-    gr_tensor *vh = gr_permute(ctx, gr_reshape(ctx, v, 4, (int64_t[]){b, tk, heads, hd}), to_heads);
-    gr_tensor *s = gr_matmul(ctx, qh, kh, 0, 1); /* [B, H, Tq, Tk] */
-    if (score_scale != 1.0f) s = gr_scale(ctx, s, score_scale);
-    if (mask) s = gr_add(ctx, s, mask);
-    gr_tensor *p = gr_softmax(ctx, s);
-    gr_tensor *o = gr_matmul(ctx, p, vh, 0, 0); /* [B, H, Tq, hd] */
-    o = gr_permute(ctx, o, to_heads);           /* [B, Tq, H, hd] */
-    return gr_reshape(ctx, o, 3, (int64_t[]){b, tq, d});
 }

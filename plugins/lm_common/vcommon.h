@@ -1,14 +1,16 @@
 /* Helpers shared by the vision-side plugins (clip-vit, blip2-vit, qformer, linear, mlp):
- * reading HF config keys with HF's defaults, loading or randomly initialising parameters,
- * and the multi-head attention every one of these modules uses.
+ * reading HF config keys with HF's defaults (messages scoped as "vision_config.key") and
+ * loading or randomly initialising parameters with HF's vision inits. Attention, the ABI
+ * fill and the rest come from lm_common.h, which every model plugin shares.
  *
- * Compiled into each plugin (plugins link only libgraft and the SDK headers). */
+ * Part of graft_lm_common, linked statically into each plugin. */
 #ifndef GRAFT_PLUGINS_VCOMMON_H
 #define GRAFT_PLUGINS_VCOMMON_H
 
 #include <jansson.h>
 
 #include "graft/model.h"
+#include "lm_common.h"
 
 /* A config object and how to name its keys in messages: "PATH: SCOPE.key: ...". */
 typedef struct vc_cfg {
@@ -62,12 +64,6 @@ void vc_params_free(gr_ctx *ctx, vc_params *ps);
 
 /* t as F32 (converted, recording a node, when stored as F16/BF16). */
 gr_tensor *vc_f32(gr_ctx *ctx, gr_tensor *t);
-
-/* Multi-head attention on projected q [B, Tq, D], k, v [B, Tk, D] -> context [B, Tq, D]
- * (heads consecutive in D). Scores are multiplied by `score_scale` after q.k (pass 1 when the
- * caller scaled q, as CLIP does); mask is additive, broadcast to [B, H, Tq, Tk], or NULL. */
-gr_tensor *vc_attention(gr_ctx *ctx, gr_tensor *q, gr_tensor *k, gr_tensor *v, int64_t heads,
-                        float score_scale, gr_tensor *mask);
 
 /* Deterministic N(0, 1) samples for parameter `name` under `seed`: the stream depends only on
  * (seed, name), so adding a parameter never changes the others. */
