@@ -1,10 +1,9 @@
 /* `graft config`: the resolved configuration of a file plus overrides, or the reference of
  * every key (docs/config.md is `graft config --reference`; tests/sdk fails when they differ).
  *
- * Keys come from the core's schema and from every strategy plugin found (its config_keys).
- * Both modes check what they print: every default must parse as its declared type, and a
- * plugin may only declare keys under strategy.<its name>. */
-#include <stddef.h>
+ * Keys come from the core's schema and from every strategy plugin found: the registry
+ * registers a strategy's config_keys when it loads it (a plugin whose keys break the rules is
+ * refused), and the schema refuses a default that does not parse as its type. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +11,10 @@
 
 #include "base/fsutil.h"
 #include "cli_config.h"
+#include "config/core_keys.h"
 #include "commands.h"
-#include "graft/strategy.h"
 #include "plugin/registry.h"
 #include "train/engine_internal.h"
-
-/* A run of schema entries [first, end) and who declared them (NULL: the core). */
-typedef struct key_source {
-    int first, end;
-    const gr_plugin *plugin;
-} key_source;
-
-#define MAX_SOURCES 64
 
 static const char *type_name(gr_config_type t)
 {
@@ -36,54 +27,6 @@ static const char *type_name(gr_config_type t)
     case GR_CFG_FLOAT_LIST: return "float list";
     }
     return "?";
-}
-
-/* Declares the keys of every strategy plugin found, recording which plugin owns which run. */
-static gr_status add_plugin_keys(key_source *src, int *nsrc)
-{
-    gr_plugins_scan();
-    for (int i = 0; i < gr_plugins_count(); i++) {
-        const gr_plugin *p = gr_plugins_at(i);
-        if (p->desc->kind != GR_PLUGIN_STRATEGY) continue;
-        const gr_strategy_iface *it = p->desc->iface;
-        size_t need = offsetof(gr_strategy_iface, config_key_count) + sizeof it->config_key_count;
-        if (it->struct_size < need || !it->config_keys || it->config_key_count <= 0) continue;
-        char prefix[256];
-        snprintf(prefix, sizeof prefix, "strategy.%s.", p->desc->name);
-        for (int k = 0; k < it->config_key_count; k++) {
-            const char *path = it->config_keys[k].path;
-            if (!path || strncmp(path, prefix, strlen(prefix)) != 0 || !path[strlen(prefix)])
-                return gr_fail(GR_ERR_INVALID, "%s: strategy '%s' declares key '%s' outside %s*",
-                               p->path, p->desc->name, path ? path : "(null)", prefix);
-            if (!it->config_keys[k].doc || !it->config_keys[k].doc[0])
-                return gr_fail(GR_ERR_INVALID, "%s: key '%s' has no doc line", p->path, path);
-        }
-        int before = gr_config_schema_count();
-        gr_status s = gr_config_schema_add(it->config_keys, it->config_key_count);
-        if (s != GR_OK) return gr_fail_context(s, "%s", p->path);
-        if (*nsrc < MAX_SOURCES && gr_config_schema_count() > before)
-            src[(*nsrc)++] = (key_source){before, gr_config_schema_count(), p};
-    }
-    return GR_OK;
-}
-
-/* A default that does not parse as its type would silently read as 0/"": refuse it here. */
-static gr_status check_defaults(void)
-{
-    gr_config *tmp;
-    gr_status s = gr_config_load(NULL, &tmp);
-    if (s != GR_OK) return s;
-    for (int i = 0; i < gr_config_schema_count() && s == GR_OK; i++) {
-        const gr_config_key *k = gr_config_schema_at(i);
-        if (!k->default_value) continue;
-        char assign[1024];
-        snprintf(assign, sizeof assign, "%s=%s", k->path, k->default_value);
-        if (gr_config_override(tmp, assign) != GR_OK)
-            s = gr_fail(GR_ERR_INVALID, "config key '%s': default '%s' is not a valid %s",
-                        k->path, k->default_value, type_name(k->type));
-    }
-    gr_config_free(tmp);
-    return s;
 }
 
 /* Markdown table cell: '|' would end the cell, a newline the row. */
@@ -113,11 +56,11 @@ static void print_default(const gr_config_key *k)
     fputs("`", stdout);
 }
 
-static void print_keys(int first, int end)
+static void print_keys(const gr_config_key *const *keys, int count)
 {
     const char *open = NULL; /* path of the first key of the open section */
-    for (int i = first; i < end; i++) {
-        const gr_config_key *k = gr_config_schema_at(i);
+    for (int i = 0; i < count; i++) {
+        const gr_config_key *k = keys[i];
         size_t n = section_len(k->path);
         if (!open || section_len(open) != n || strncmp(open, k->path, n) != 0) {
             if (n) printf("\n### %.*s\n\n", (int)n, k->path);
@@ -133,8 +76,23 @@ static void print_keys(int first, int end)
     }
 }
 
-static void print_reference(const key_source *src, int nsrc, int core_end)
+/* The plugin that declared schema entry k, or NULL for the core's keys. */
+static const gr_plugin *key_owner(const gr_config_key *k)
 {
+    for (int i = 0; i < gr_plugins_count(); i++) {
+        const gr_plugin *p = gr_plugins_at(i);
+        if (p->keys && k >= p->keys && k < p->keys + p->key_count) return p;
+    }
+    return NULL;
+}
+
+static gr_status print_reference(void)
+{
+    int n = gr_config_schema_count(), core = 0;
+    const gr_config_key **keys = malloc(sizeof *keys * (size_t)(n + 1));
+    if (!keys) return gr_fail(GR_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        if (!key_owner(gr_config_schema_at(i))) keys[core++] = gr_config_schema_at(i);
     printf("# Configuration reference\n\n"
            "<!-- Generated by `graft config --reference` from the key tables in the code (the\n"
            "     core's and every strategy plugin's config_keys); do not edit by hand (tests/sdk\n"
@@ -151,13 +109,18 @@ static void print_reference(const key_source *src, int nsrc, int core_end)
            "(quoted in files, bare after `-s`), lists as `[\"a\", \"b\"]` / `[0.1, 0.2]` in files and\n"
            "`a,b` / `0.1,0.2` after `-s`.\n\n"
            "## Core\n");
-    print_keys(0, core_end);
-    for (int i = 0; i < nsrc; i++) {
-        printf("\n## Plugin `%s` (%s)\n\n%s.\n", src[i].plugin->desc->name,
-               gr_plugin_kind_name((gr_plugin_kind)src[i].plugin->desc->kind),
-               src[i].plugin->desc->description ? src[i].plugin->desc->description : "");
-        print_keys(src[i].first, src[i].end);
+    print_keys(keys, core);
+    for (int i = 0; i < gr_plugins_count(); i++) {
+        const gr_plugin *p = gr_plugins_at(i);
+        if (!p->keys) continue;
+        printf("\n## Plugin `%s` (%s)\n\n%s.\n", p->desc->name,
+               gr_plugin_kind_name((gr_plugin_kind)p->desc->kind),
+               p->desc->description ? p->desc->description : "");
+        for (int k = 0; k < p->key_count; k++) keys[k] = &p->keys[k];
+        print_keys(keys, p->key_count);
     }
+    free(keys);
+    return GR_OK;
 }
 
 /* gr_config_write writes files; stdout may be a file we must append to, not truncate (opening
@@ -181,31 +144,12 @@ static gr_status print_resolved(const gr_config *cfg)
 
 static int run_config(int argc, char **argv)
 {
-    /* -s overrides may name plugin keys, declared only after the plugin path is known and the
-     * plugins are scanned: hold them back, apply plugin_path ones first and the rest last. */
-    const char *sets[128];
-    int nsets = 0, w = 1;
-    for (int i = 1; i < argc; i++) {
-        if ((strcmp(argv[i], "-s") == 0 || strcmp(argv[i], "--set") == 0) && i + 1 < argc) {
-            if (nsets == 128) {
-                fprintf(stderr, "graft: config: more than 128 -s overrides\n");
-                return 2;
-            }
-            sets[nsets++] = argv[++i];
-        } else {
-            argv[w++] = argv[i];
-        }
-    }
-    argc = w;
-    argv[argc] = NULL;
+    /* the training engine's keys are the core's too (after the core's own, as the reference
+     * lists them); declared before -s, which they type */
     gr_config *cfg;
-    if (gr_cli_config_open(&argc, argv, &cfg) != GR_OK) return gr_cli_error();
-    for (int i = 0; i < nsets; i++)
-        if (strncmp(sets[i], "plugin_path", 11) == 0 && gr_config_override(cfg, sets[i]) != GR_OK) {
-            gr_config_free(cfg);
-            return gr_cli_error();
-        }
-    gr_plugins_add_path(gr_config_string(cfg, "plugin_path"));
+    if (gr_config_core_schema() != GR_OK || gr_engine_schema() != GR_OK ||
+        gr_cli_config_open(&argc, argv, &cfg) != GR_OK)
+        return gr_cli_error();
     int reference = 0;
     const char *out = NULL;
     for (int i = 1; i < argc; i++) {
@@ -226,17 +170,12 @@ static int run_config(int argc, char **argv)
         gr_config_free(cfg);
         return 2;
     }
-    key_source src[MAX_SOURCES];
-    int nsrc = 0;
-    gr_status s = gr_engine_schema(); /* the training engine's keys are the core's too */
-    int core_end = gr_config_schema_count();
-    if (s == GR_OK) s = add_plugin_keys(src, &nsrc);
-    for (int i = 0; s == GR_OK && i < nsets; i++)
-        if (strncmp(sets[i], "plugin_path", 11) != 0) s = gr_config_override(cfg, sets[i]);
-    if (s == GR_OK) s = check_defaults();
-    if (s == GR_OK) s = gr_config_validate(cfg);
+    /* a refused plugin's keys are in neither mode: say why, as `graft plugins` does */
+    for (int i = 0; i < gr_plugins_refused_count(); i++)
+        fprintf(stderr, "graft: %s\n", gr_plugins_refused_at(i));
+    gr_status s = gr_config_validate(cfg);
     if (s == GR_OK) {
-        if (reference) print_reference(src, nsrc, core_end);
+        if (reference) s = print_reference();
         else if (out) s = gr_config_write(cfg, out);
         else s = print_resolved(cfg);
     }
@@ -255,6 +194,7 @@ const gr_command gr_cmd_config = {
     "--reference: every key as markdown tables (key, type, default, meaning), the core's first,\n"
     "then one section per strategy plugin found (plugin_path in FILE adds plugin directories).\n"
     "This is docs/config.md; tests/sdk checks that they are equal.\n\n"
-    "Both modes refuse a key table whose default does not parse as its type, and a strategy\n"
-    "plugin that declares a key outside strategy.<its name>.*.\n",
+    "A strategy plugin whose keys break the rules (a key outside strategy.<its name>.*, no doc\n"
+    "line, a default that does not parse as its type) is refused when it is loaded; the reason\n"
+    "is printed on stderr and its keys are in neither mode.\n",
 };

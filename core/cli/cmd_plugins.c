@@ -34,6 +34,6 @@ const gr_command gr_cmd_plugins = {
     "vision-encoder, projector, strategy), name, ABI version and file. Plugins are searched in\n"
     "the `plugin_path` config setting, then GRAFT_PLUGIN_PATH (colon-separated), then the\n"
     "plugin directory next to libgraft (lib/graft/plugins). Files that were refused (wrong ABI\n"
-    "major version, no entry symbol, a descriptor or interface too small) are reported on stderr\n"
-    "with the reason.\n",
+    "major version, no entry symbol, a descriptor or interface too small, a strategy whose\n"
+    "config keys break the rules) are reported on stderr with the reason.\n",
 };

@@ -7,8 +7,8 @@
 #include "graft/config.h"
 
 /* Opens the configuration: -c/-s from argv (removed from it), or, when run_dir is given and no
- * -c was, run_dir/config.cfg with the -s overrides applied. Registers the engine's keys and the
- * configured strategy's, validates, and opens the backend. */
+ * -c was, run_dir/config.cfg with the -s overrides applied. Registers the engine's keys (the
+ * plugin scan registers every strategy's), validates, and opens the backend. */
 gr_status gr_cli_train_setup(int *argc, char **argv, const char *run_dir, gr_config **cfg, gr_backend **be);
 
 #endif

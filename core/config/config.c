@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/core_keys.h"
 #include "graft/config.h"
 
 #define MAX_OVERRIDES 128
@@ -114,10 +115,12 @@ static char *snippet_for(gr_config_type type, const char *text)
         if (n >= 2 && t[0] == '"' && t[n - 1] == '"') append(&buf, &len, &cap, t, n);
         else append_quoted(&buf, &len, &cap, t, n);
     } else if (type == GR_CFG_STRING_LIST || type == GR_CFG_FLOAT_LIST) {
-        if (n && t[0] == '[') {
+        if (n && (t[0] == '[' || t[0] == '(')) {
             append(&buf, &len, &cap, t, n);
         } else {
-            append(&buf, &len, &cap, "[", 1);
+            /* a libconfig list, not an array: "1,2.5" mixes ints and floats, which an array
+             * refuses */
+            append(&buf, &len, &cap, "(", 1);
             size_t start = 0;
             for (size_t i = 0; i <= n; i++) {
                 if (i == n || t[i] == ',') {
@@ -133,7 +136,7 @@ static char *snippet_for(gr_config_type type, const char *text)
                     start = i + 1;
                 }
             }
-            append(&buf, &len, &cap, "]", 1);
+            append(&buf, &len, &cap, ")", 1);
         }
     } else {
         append(&buf, &len, &cap, t, n);
@@ -212,6 +215,17 @@ static gr_status parse_text(config_t *tmp, gr_config_type type, const char *text
     }
     *out = v;
     return GR_OK;
+}
+
+gr_status gr_config_check_value(gr_config_type type, const char *text, const char *what)
+{
+    if ((unsigned)type > GR_CFG_FLOAT_LIST)
+        return gr_fail(GR_ERR_INVALID, "%s: unknown type %d", what, (int)type);
+    config_t tmp;
+    config_setting_t *v;
+    gr_status s = parse_text(&tmp, type, text, what, &v);
+    if (s == GR_OK) config_destroy(&tmp);
+    return s;
 }
 
 gr_status gr_config_override(gr_config *cfg, const char *assignment)

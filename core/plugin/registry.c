@@ -1,7 +1,10 @@
 /* Plugin discovery and ABI checks. A plugin is trusted with nothing until its descriptor has
- * passed every check below; the entry function is the only code of it that runs before. */
+ * passed every check below; the entry function is the only code of it that runs before.
+ * A strategy's config_keys are registered here, at load time, so that every command knows
+ * them before it applies -s overrides or validates a file (see strategy_keys). */
 #include <dirent.h>
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +19,15 @@
 
 static gr_plugin plugins[MAX_PLUGINS];
 static int plugin_count;
-static char *refused[MAX_PLUGINS];
+/* A refused file: its reason and, when the descriptor itself was sound (the refusal is about
+ * its keys), the kind and name it claimed, so that selecting it by name reports why. */
+typedef struct refusal {
+    char *why;
+    char *name;
+    uint32_t kind;
+} refusal;
+static refusal refused[MAX_PLUGINS];
+static refusal last_refusal; /* set by gr_plugin_load_file for scan_dir */
 static int refused_count;
 static char *search_paths[MAX_PATHS];
 static int path_count;
@@ -91,6 +102,43 @@ static const char *check_descriptor(const gr_plugin_descriptor *d, char *why, si
     return NULL;
 }
 
+/* A strategy's declared settings (gr_strategy_iface.config_keys). The rule: every path lies
+ * under strategy.<its name>. and has a doc line; the schema then checks types, defaults and
+ * duplicates for the whole table before adding any of it. On success *keys and *count are what was
+ * registered (NULL/0: nothing declared). The first plugin of a name owns its keys; a later one
+ * of the same name is never selected, so its keys are not registered. */
+static gr_status strategy_keys(const gr_plugin_descriptor *d, const gr_config_key **keys, int *count)
+{
+    *keys = NULL;
+    *count = 0;
+    const gr_strategy_iface *it = d->iface;
+    size_t need = offsetof(gr_strategy_iface, config_key_count) + sizeof it->config_key_count;
+    if (it->struct_size < need || (!it->config_keys && it->config_key_count == 0)) return GR_OK;
+    if (it->config_key_count < 0 || !it->config_keys)
+        return gr_fail(GR_ERR_ABI, "config_key_count is %d with %s config_keys table",
+                       it->config_key_count, it->config_keys ? "a" : "no");
+    char prefix[256];
+    int plen = snprintf(prefix, sizeof prefix, "strategy.%s.", d->name);
+    if (plen < 0 || (size_t)plen >= sizeof prefix) return gr_fail(GR_ERR_ABI, "name too long");
+    for (int k = 0; k < it->config_key_count; k++) {
+        const gr_config_key *key = &it->config_keys[k];
+        if (!key->path) return gr_fail(GR_ERR_ABI, "config_keys[%d] has no path", k);
+        if (strncmp(key->path, prefix, (size_t)plen) != 0 || !key->path[plen])
+            return gr_fail(GR_ERR_ABI, "key '%s' is outside %s* (a strategy declares only its own "
+                           "settings)", key->path, prefix);
+        if (!key->doc || !key->doc[0])
+            return gr_fail(GR_ERR_ABI, "key '%s' has no doc line", key->path);
+    }
+    for (int i = 0; i < plugin_count; i++)
+        if (plugins[i].desc->kind == GR_PLUGIN_STRATEGY && strcmp(plugins[i].desc->name, d->name) == 0)
+            return GR_OK; /* shadowed */
+    gr_status s = gr_config_schema_add(it->config_keys, it->config_key_count);
+    if (s != GR_OK) return s;
+    *keys = it->config_keys;
+    *count = it->config_key_count;
+    return GR_OK;
+}
+
 gr_status gr_plugin_load_file(const char *path, const gr_plugin **out)
 {
     for (int i = 0; i < plugin_count; i++)
@@ -115,8 +163,20 @@ gr_status gr_plugin_load_file(const char *path, const gr_plugin **out)
         dlclose(handle);
         return s;
     }
+    const gr_config_key *keys = NULL;
+    int key_count = 0;
+    if (d->kind == GR_PLUGIN_STRATEGY && strategy_keys(d, &keys, &key_count) != GR_OK) {
+        /* nothing of the table was registered: the library can go */
+        gr_status s = gr_fail_context(GR_ERR_ABI, "%s: refused: strategy '%s'", path, d->name);
+        last_refusal.kind = d->kind;
+        last_refusal.name = strdup(d->name);
+        dlclose(handle);
+        return s;
+    }
     gr_plugin *p = &plugins[plugin_count];
     p->desc = d;
+    p->keys = keys;
+    p->key_count = key_count;
     p->path = strdup(path);
     p->handle = handle;
     if (!p->path) { dlclose(handle); return gr_fail(GR_ERR_NOMEM, "%s: out of memory", path); }
@@ -189,12 +249,27 @@ static void scan_dir(const char *dir)
         if (path) {
             snprintf(path, len, "%s/%s", dir, names[i]);
             const gr_plugin *p;
-            if (gr_plugin_load_file(path, &p) != GR_OK && refused_count < MAX_PLUGINS)
-                refused[refused_count++] = strdup(gr_last_error());
+            last_refusal = (refusal){0};
+            if (gr_plugin_load_file(path, &p) != GR_OK && refused_count < MAX_PLUGINS) {
+                last_refusal.why = strdup(gr_last_error());
+                refused[refused_count++] = last_refusal;
+            } else {
+                free(last_refusal.name);
+            }
+            last_refusal = (refusal){0};
             free(path);
         }
         free(names[i]);
     }
+}
+
+static void free_refused(void)
+{
+    for (int i = 0; i < refused_count; i++) {
+        free(refused[i].why);
+        free(refused[i].name);
+    }
+    refused_count = 0;
 }
 
 gr_status gr_plugins_scan(void)
@@ -210,8 +285,7 @@ gr_status gr_plugins_scan(void)
         const char *env = getenv("GRAFT_PLUGIN_PATH");
         if (env) gr_plugins_add_path(env);
     }
-    for (int i = 0; i < refused_count; i++) free(refused[i]);
-    refused_count = 0;
+    free_refused();
     for (int i = 0; i < path_count; i++) scan_dir(search_paths[i]);
     scanned = 1;
     gr_clear_error();
@@ -221,7 +295,7 @@ gr_status gr_plugins_scan(void)
 int gr_plugins_count(void) { return plugin_count; }
 const gr_plugin *gr_plugins_at(int i) { return i >= 0 && i < plugin_count ? &plugins[i] : NULL; }
 int gr_plugins_refused_count(void) { return refused_count; }
-const char *gr_plugins_refused_at(int i) { return i >= 0 && i < refused_count ? refused[i] : NULL; }
+const char *gr_plugins_refused_at(int i) { return i >= 0 && i < refused_count ? refused[i].why : NULL; }
 
 gr_status gr_plugin_find(gr_plugin_kind kind, const char *name, const gr_plugin **out)
 {
@@ -231,6 +305,10 @@ gr_status gr_plugin_find(gr_plugin_kind kind, const char *name, const gr_plugin 
             *out = &plugins[i];
             return GR_OK;
         }
+    for (int i = 0; i < refused_count; i++)
+        if (refused[i].name && refused[i].kind == (uint32_t)kind && strcmp(refused[i].name, name) == 0)
+            return gr_fail(GR_ERR_NOT_FOUND, "%s plugin '%s' was refused: %s",
+                           gr_plugin_kind_name(kind), name, refused[i].why);
     char known[512] = "";
     size_t used = 0;
     for (int i = 0; i < plugin_count && used < sizeof known; i++)
@@ -254,11 +332,12 @@ gr_status gr_plugin_iface(gr_plugin_kind kind, const char *name, const void **if
 void gr_plugins_unload_all(void)
 {
     for (int i = 0; i < plugin_count; i++) {
-        dlclose(plugins[i].handle);
+        /* The config schema keeps pointers into a strategy's key table for the life of the
+         * process: such a library stays mapped (a later scan gets the same handle back). */
+        if (!plugins[i].keys) dlclose(plugins[i].handle);
         free(plugins[i].path);
     }
     plugin_count = 0;
-    for (int i = 0; i < refused_count; i++) free(refused[i]);
-    refused_count = 0;
+    free_refused();
     scanned = 0;
 }

@@ -5,10 +5,16 @@
 # results on the plugin path through a config file, and check that the installed `graft`
 # loads every one (and, for the example strategy, runs it).
 #
-# usage: out_of_tree.sh BUILD_DIR SOURCE_DIR
+# The example strategy then trains for a few steps on the synthetic world with the installed
+# `graft train`: a scratch run makes the trained VPG it inherits (model.target.init), the
+# warm-up trains the projector only; check_warmup reads both run directories.
+#
+# usage: out_of_tree.sh BUILD_DIR SOURCE_DIR MAKE_TINY CHECK_WARMUP
 set -euo pipefail
 build=$(cd "$1" && pwd)
 src=$(cd "$2" && pwd)
+make_tiny=$3
+check_warmup=$4
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/graft-sdk-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 unset GRAFT_PLUGIN_PATH PKG_CONFIG_PATH CMAKE_PREFIX_PATH
@@ -102,3 +108,51 @@ if "$prefix/bin/graft" config -c "$cfg" -s strategy.warmup-only.steps=many 2>"$t
 fi
 grep -q "strategy.warmup-only.steps" "$tmp/err.txt" || fail "the type error does not name the key"
 echo "example strategy keys: documented, overridable, type-checked"
+
+# ---- The example strategy trains ----------------------------------------------------------
+# The synthetic world and tiny model directories (a 2-layer OPT, a CLIP ViT for 32 px images, a
+# Q-Former with 8 queries; weights initialised from model.target.seed), as tests/train uses.
+cd "$tmp"
+quiet "$prefix/bin/graft" synth --out tiny/world --size 64 --image-size 32
+quiet "$make_tiny" tiny/world tiny/model
+cat >base.cfg <<'CFG'
+backend = { threads = 1; };
+model = { target = {
+    vision = "clip-vit";    vision_dir = "tiny/model/vision";
+    qformer = "qformer";    qformer_dir = "tiny/model/qformer";
+    projector = "linear";
+    lm = "opt";             lm_dir = "tiny/model/lm";
+    seed = 1;
+}; };
+data = {
+    format = "karpathy";
+    image_root = "tiny/world";
+    train = "tiny/world/annotations/coco_karpathy_train.json";
+    val = "tiny/world/annotations/coco_karpathy_val.json";
+    test = "tiny/world/annotations/coco_karpathy_test.json";
+    batch_size = 8;
+    eval_batch_size = 8;
+    eval_limit = 8;
+};
+train = {
+    task = "caption";
+    trainable = ["query_tokens", "qformer.*", "language_projection.*", "language_model.*"];
+    schedule = "constant";
+    warmup_steps = 0;
+    lr = 3e-3;
+    progress = "quiet";
+};
+gen = { max_new_tokens = 8; };
+CFG
+# the VPG to inherit: 30 steps of the built-in scratch strategy
+quiet "$prefix/bin/graft" train -c base.cfg -s train.steps=30 --run-dir init
+printf '@include "base.cfg"\nplugin_path = "%s";\nstrategy = { name = "warmup-only"; };\n' \
+  "$plugins" >warmup.cfg
+# -s strategy.warmup-only.*: declared by a plugin found through the file's plugin_path
+quiet "$prefix/bin/graft" train -c warmup.cfg -s model.target.init=init \
+  -s strategy.warmup-only.steps=6 -s strategy.warmup-only.lr_scale=4 --run-dir warmup
+"$check_warmup" init warmup 6 0.012 || fail "the warm-up run is not what warmup-only promises"
+# A run directory's configuration finds the plugin again (its plugin_path), -s included.
+quiet "$prefix/bin/graft" eval --checkpoint warmup -s strategy.warmup-only.steps=1
+[ -s warmup/eval_val.json ] || fail "graft eval --checkpoint warmup wrote no eval_val.json"
+echo "example strategy: trained 6 steps with the installed graft train, run directory checked"
