@@ -4,6 +4,7 @@
 #include "cli_config.h"
 #include "config/core_keys.h"
 #include "plugin/registry.h"
+#include "train/engine_internal.h"
 
 /* The key of a KEY=VALUE override, trimmed, into buf ("" when there is no '='). */
 static const char *override_key(const char *assignment, char *buf, size_t cap)
@@ -20,7 +21,10 @@ static const char *override_key(const char *assignment, char *buf, size_t cap)
 
 gr_status gr_cli_config_open_or(int *argc, char **argv, const char *fallback, gr_config **out)
 {
+    /* One configuration file serves every command (graft plugins -c run.cfg must accept what
+     * graft train accepts), so the engine's keys are declared for all of them. */
     gr_status s = gr_config_core_schema();
+    if (s == GR_OK) s = gr_engine_schema();
     if (s != GR_OK) return s;
     const char *file = NULL;
     int n = *argc, w = 1;
