@@ -37,7 +37,9 @@ extern const gr_command gr_cmd_pretrain;
 static const gr_config_key pretrain_keys[] = {
     {"pretrain.family", GR_CFG_STRING, "opt", "model family: opt, llama or t5"},
     {"pretrain.tokenizer", GR_CFG_STRING, NULL, "tokenizer directory (graft tokenizer train --out); its vocabulary sizes the model"},
-    {"pretrain.corpus", GR_CFG_STRING_LIST, NULL, "training text files, one text per line"},
+    {"pretrain.corpus", GR_CFG_STRING_LIST, NULL, "training text files, one text per line (or per paragraph, see documents)"},
+    {"pretrain.documents", GR_CFG_STRING, "lines",
+     "what stays together when the corpus is shuffled: lines, or paragraphs (blank-line separated documents)"},
     {"pretrain.corpus_weights", GR_CFG_FLOAT_LIST, "[]",
      "per corpus file: how often its lines occur in an epoch (2: twice, 0.5: half of them; empty: all 1)"},
     {"pretrain.val_corpus", GR_CFG_STRING_LIST, "[]", "held-out text files (empty: every k-th corpus line, see val_fraction)"},
@@ -345,8 +347,11 @@ static int run_pretrain(int argc, char **argv)
         if (!weights) s = gr_fail(GR_ERR_NOMEM, "out of memory");
         for (int i = 0; i < n_weights && weights; i++) weights[i] = gr_config_list_float(cfg, "pretrain.corpus_weights", i);
     }
+    const char *docs = s ? "lines" : gr_config_string(cfg, "pretrain.documents");
+    if (!s && strcmp(docs, "lines") != 0 && strcmp(docs, "paragraphs") != 0)
+        s = gr_fail(GR_ERR_INVALID, "%s: pretrain.documents is \"%s\"; expected \"lines\" or \"paragraphs\"", gr_config_path(cfg), docs);
     if (!s) {
-        gr_lm_task_config tc = {.lm = lm, .model = model, .tok = tok, .corpus = corpus.v, .n_corpus = corpus.n, .corpus_weights = weights, .val_corpus = val.v,
+        gr_lm_task_config tc = {.paragraphs = strcmp(docs, "paragraphs") == 0, .lm = lm, .model = model, .tok = tok, .corpus = corpus.v, .n_corpus = corpus.n, .corpus_weights = weights, .val_corpus = val.v,
                                 .n_val = val.n, .val_fraction = gr_config_float(cfg, "pretrain.val_fraction"),
                                 .seq_len = gr_config_int(cfg, "pretrain.seq_len"), .batch_size = gr_config_int(cfg, "pretrain.batch_size"),
                                 .eval_windows = gr_config_int(cfg, "pretrain.eval_windows"), .seed = (uint64_t)gr_config_int(cfg, "pretrain.seed")};
@@ -361,11 +366,11 @@ static int run_pretrain(int argc, char **argv)
         gr_lm_task_stats_get(task, &st);
         int64_t np = 0;
         for (int i = 0; i < pl.count; i++) np += gr_numel(pl.items[i]);
-        printf("pretrain: %s %lldx%lld (%.2fM parameters, vocab %lld) on %lld lines / %lld tokens (%lld weighted, %lld batches an epoch), "
-               "held out %lld lines / %lld tokens\n", arch.family, (long long)arch.layers, (long long)arch.hidden_size, (double)np / 1e6,
-               (long long)arch.vocab_size, (long long)st.train_lines, (long long)st.train_tokens, (long long)st.epoch_tokens,
+        printf("pretrain: %s %lldx%lld (%.2fM parameters, vocab %lld) on %lld %s / %lld tokens (%lld weighted, %lld batches an epoch), "
+               "held out %lld %s / %lld tokens\n", arch.family, (long long)arch.layers, (long long)arch.hidden_size, (double)np / 1e6,
+               (long long)arch.vocab_size, (long long)st.train_lines, docs, (long long)st.train_tokens, (long long)st.epoch_tokens,
                (long long)st.batches_per_epoch,
-               (long long)st.val_lines, (long long)st.val_tokens);
+               (long long)st.val_lines, docs, (long long)st.val_tokens);
         fflush(stdout);
     }
     /* the run: new, or resumed from its newest checkpoint */

@@ -150,49 +150,71 @@ static gr_status render_all(const gr_synth_config *cfg, const char *image_dir)
     return GR_OK;
 }
 
-/* Shuffles the lines of a text buffer in place (deterministically), so a language model reading
- * the corpus front to back sees captions, answers and knowledge mixed. */
-static void shuffle_lines(strbuf *b, uint64_t seed)
+/* Shuffles a text buffer of paragraphs (blank-line separated documents) in place: the
+ * paragraphs' order and the lines inside each, deterministically. A language model reading the
+ * corpus front to back sees scenes and knowledge mixed, while the lines of one scene stay
+ * together (pretrain.documents = "paragraphs" keeps them so). Every paragraph must end "\n\n". */
+static void shuffle_paragraphs(strbuf *b, uint64_t seed)
 {
     if (b->oom || !b->len) return;
-    size_t n = 0;
-    for (size_t i = 0; i < b->len; i++) n += b->p[i] == '\n';
-    char **lines = malloc(n * sizeof *lines);
+    size_t n_lines = 0, n_par = 0;
+    for (size_t i = 0; i < b->len; i++) {
+        n_lines += b->p[i] == '\n' && (i == 0 || b->p[i - 1] != '\n');
+        n_par += b->p[i] == '\n' && i > 0 && b->p[i - 1] == '\n';
+    }
+    char **lines = malloc((n_lines + 1) * sizeof *lines);
+    size_t *first = malloc((n_par + 1) * sizeof *first), *order = malloc((n_par + 1) * sizeof *order);
     char *out = malloc(b->len + 1);
-    if (!lines || !out) {
-        free(lines);
-        free(out);
+    if (!lines || !first || !order || !out) {
+        free(lines), free(first), free(order), free(out);
         b->oom = 1;
         return;
     }
-    size_t k = 0;
-    for (char *p = b->p; k < n; p = strchr(p, '\n') + 1) lines[k++] = p;
+    size_t k = 0, par = 0;
+    for (char *p = b->p; p < b->p + b->len;) {
+        if (*p == '\n') { first[++par] = k; p++; continue; } /* a blank line ends paragraph par */
+        if (k == 0) first[0] = 0;
+        lines[k++] = p;
+        p = strchr(p, '\n') + 1;
+    }
     gr_rng r;
     gr_rng_seed(&r, seed);
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)gr_rng_below(&r, i);
-        char *t = lines[i - 1];
-        lines[i - 1] = lines[j];
-        lines[j] = t;
+    for (size_t i = 0; i < n_par; i++) order[i] = i;
+    for (size_t i = n_par; i > 1; i--) {
+        size_t j = (size_t)gr_rng_below(&r, i), t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
     }
     size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = (size_t)(strchr(lines[i], '\n') - lines[i]) + 1;
-        memcpy(out + o, lines[i], len);
-        o += len;
+    for (size_t q = 0; q < n_par; q++) {
+        char **L = lines + first[order[q]];
+        size_t m = first[order[q] + 1] - first[order[q]];
+        for (size_t i = m; i > 1; i--) {
+            size_t j = (size_t)gr_rng_below(&r, i);
+            char *t = L[i - 1];
+            L[i - 1] = L[j];
+            L[j] = t;
+        }
+        for (size_t i = 0; i < m; i++) {
+            size_t len = (size_t)(strchr(L[i], '\n') - L[i]) + 1;
+            memcpy(out + o, L[i], len);
+            o += len;
+        }
+        out[o++] = '\n';
     }
     out[o] = '\0';
-    free(lines);
+    free(lines), free(first), free(order);
     free(b->p);
     b->p = out;
     b->cap = b->len + 1;
 }
 
-static void add_line(void *user, const char *line)
+/* One fact and a blank line: each fact is its own paragraph (document). */
+static void add_paragraph(void *user, const char *line)
 {
     strbuf *b = user;
     sb_add(b, line, strlen(line));
-    sb_add(b, "\n", 1);
+    sb_add(b, "\n\n", 2);
 }
 
 /* ---- annotations -------------------------------------------------------------------------- */
@@ -293,6 +315,7 @@ gr_status gr_synth_write(const char *dir, const gr_synth_config *cfg, gr_synth_s
                 }
             }
             sum->questions[sp] += (size_t)nq;
+            if (sp < 2) sb_add(&corpus[sp == 0 ? 0 : 1], "\n", 1); /* the scene's paragraph ends */
             json_t *objs = json_array();
             for (int k = 0; k < sc.n; k++) {
                 const gr_synth_object *o = &sc.obj[k];
@@ -342,16 +365,16 @@ gr_status gr_synth_write(const char *dir, const gr_synth_config *cfg, gr_synth_s
         for (size_t i = 0; i < k; i++) {
             gr_synth_knowledge(cfg, &r, line, sizeof line);
             sb_add(&corpus[c], line, strlen(line));
-            sb_add(&corpus[c], "\n", 1);
+            sb_add(&corpus[c], "\n\n", 2); /* each fact its own paragraph */
         }
         if (c == 0) sum->corpus_sentences = k + sum->captions[0] + sum->questions[0];
     }
-    shuffle_lines(&corpus[0], gr_seed_mix(cfg->seed, 0x434f52505553ULL /* "CORPUS" */, 0));
-    shuffle_lines(&corpus[1], gr_seed_mix(cfg->seed, 0x434f52505553ULL, 1));
+    shuffle_paragraphs(&corpus[0], gr_seed_mix(cfg->seed, 0x434f52505553ULL /* "CORPUS" */, 0));
+    shuffle_paragraphs(&corpus[1], gr_seed_mix(cfg->seed, 0x434f52505553ULL, 1));
     strbuf facts = {0};
     gr_rng fr;
     gr_rng_seed(&fr, gr_seed_mix(cfg->seed, 0x4641435453ULL /* "FACTS" */, 0));
-    sum->knowledge_facts = (size_t)gr_synth_knowledge_facts(cfg, &fr, add_line, &facts);
+    sum->knowledge_facts = (size_t)gr_synth_knowledge_facts(cfg, &fr, add_paragraph, &facts);
     if ((st = write_buf(dir, "corpus.txt", &corpus[0])) || (st = write_buf(dir, "corpus_val.txt", &corpus[1])) ||
         (st = write_buf(dir, "knowledge.txt", &facts)) || (st = write_buf(dir, "scenes.jsonl", &scenes))) {
         free(facts.p);

@@ -56,10 +56,18 @@ static void lines_free(lines_t *L) { free(L->ids); free(L->off); memset(L, 0, si
 
 /* The ids of one text as the family's tokenizer frames it: special tokens added by the
  * tokenizer, plus EOS when it added none and EOS is not also the BOS (OPT: the next line's
- * "</s>" ends this one). */
-static gr_status encode_line(const gr_tokenizer *tok, const char *s, size_t n, int32_t **ids, size_t *nids)
+ * "</s>" ends this one). With `newline` (decoder-only families) the text keeps its "\n", as
+ * the VLM task frames a caption (LAVIS: prompt + text + "\n") and stops generation at it: a
+ * frozen LM must already know that a line ends there. */
+static gr_status encode_line(const gr_tokenizer *tok, const char *s, size_t n, int newline, int32_t **ids, size_t *nids)
 {
-    gr_status st = gr_tokenizer_encode(tok, s, n, GR_ENCODE_ADD_SPECIAL, ids, nids);
+    char *text = malloc(n + 2);
+    if (!text) return gr_fail(GR_ERR_NOMEM, "pretrain: out of memory");
+    memcpy(text, s, n);
+    if (newline) text[n++] = '\n';
+    text[n] = '\0';
+    gr_status st = gr_tokenizer_encode(tok, text, n, GR_ENCODE_ADD_SPECIAL, ids, nids);
+    free(text);
     if (st) return st;
     int32_t eos = gr_tokenizer_eos_id(tok), bos = gr_tokenizer_bos_id(tok);
     if (eos >= 0 && eos != bos && (*nids == 0 || (*ids)[*nids - 1] != eos)) {
@@ -71,10 +79,12 @@ static gr_status encode_line(const gr_tokenizer *tok, const char *s, size_t n, i
     return GR_OK;
 }
 
-/* Tokenizes the lines of a file; with every_k > 0 line j (counting non-empty lines over all
- * files, *counter) goes to `held` when j % every_k == every_k - 1, else to `main`. */
-static gr_status read_corpus(const gr_tokenizer *tok, const char *path, lines_t *main, lines_t *held, int64_t every_k,
-                             int64_t *counter)
+/* Tokenizes a file into units (see task_lm.h: a line, or with `paragraphs` a blank-line
+ * separated paragraph whose lines are framed one by one and kept together in order); with
+ * every_k > 0 unit j (counting units over all files, *counter) goes to `held` when
+ * j % every_k == every_k - 1, else to `main`. */
+static gr_status read_corpus(const gr_tokenizer *tok, const char *path, int paragraphs, int newline, lines_t *main, lines_t *held,
+                             int64_t every_k, int64_t *counter)
 {
     char *data;
     size_t len;
@@ -82,23 +92,36 @@ static gr_status read_corpus(const gr_tokenizer *tok, const char *path, lines_t 
     if (s) return s;
     size_t pos = 0;
     int64_t line_no = 0;
-    while (!s && pos < len) {
+    int32_t *unit = NULL;
+    int64_t unit_n = 0, unit_cap = 0;
+    while (!s && pos <= len) {
         const char *line = data + pos;
-        const char *nl = memchr(line, '\n', len - pos);
+        const char *nl = pos < len ? memchr(line, '\n', len - pos) : NULL;
         size_t n = nl ? (size_t)(nl - line) : len - pos;
-        pos += n + (nl ? 1 : 0);
+        int at_end = pos + n >= len;
+        pos += n + 1;
         line_no++;
         if (n && line[n - 1] == '\r') n--;
-        if (n == 0) continue;
-        int32_t *ids;
-        size_t nids;
-        s = encode_line(tok, line, n, &ids, &nids);
-        if (s) { s = gr_fail_context(s, "%s: line %lld", path, (long long)line_no); break; }
-        lines_t *dst = every_k > 0 && *counter % every_k == every_k - 1 ? held : main;
-        s = push_line(dst, ids, (int64_t)nids);
-        free(ids);
-        (*counter)++;
+        if (n > 0) {
+            int32_t *ids;
+            size_t nids;
+            s = encode_line(tok, line, n, newline, &ids, &nids);
+            if (s) { s = gr_fail_context(s, "%s: line %lld", path, (long long)line_no); break; }
+            if (!grow((void **)&unit, &unit_cap, unit_n + (int64_t)nids, sizeof *unit)) s = gr_fail(GR_ERR_NOMEM, "pretrain: out of memory");
+            else memcpy(unit + unit_n, ids, nids * sizeof *ids);
+            unit_n += (int64_t)nids;
+            free(ids);
+        }
+        /* a unit ends at every line, or (paragraphs) at a blank line and at the end of the file */
+        if (!s && unit_n > 0 && (!paragraphs || n == 0 || at_end)) {
+            lines_t *dst = every_k > 0 && *counter % every_k == every_k - 1 ? held : main;
+            s = push_line(dst, unit, unit_n);
+            unit_n = 0;
+            (*counter)++;
+        }
+        if (at_end) break;
     }
+    free(unit);
     free(data);
     return s;
 }
@@ -297,12 +320,12 @@ gr_status gr_lm_task_create(const gr_lm_task_config *cfg, gr_lm_task **out)
     }
     gr_status s = GR_OK;
     for (int i = 0; i < cfg->n_corpus && !s; i++) {
-        s = read_corpus(cfg->tok, cfg->corpus[i], &t->train, &t->val, every, &counter);
+        s = read_corpus(cfg->tok, cfg->corpus[i], cfg->paragraphs, !t->info.is_encoder_decoder, &t->train, &t->val, every, &counter);
         t->file_first[i + 1] = t->train.nl;
     }
     for (int i = 0; i < cfg->n_val && !s; i++) {
         int64_t c2 = 0;
-        s = read_corpus(cfg->tok, cfg->val_corpus[i], &t->val, NULL, 0, &c2);
+        s = read_corpus(cfg->tok, cfg->val_corpus[i], cfg->paragraphs, !t->info.is_encoder_decoder, &t->val, NULL, 0, &c2);
     }
     /* ids beyond the model's embedding table would be a silent out-of-range lookup */
     for (int64_t i = 0; !s && i < t->train.n + t->val.n; i++) {

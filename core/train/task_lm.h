@@ -14,6 +14,12 @@
  * predicts the rest (labels right-padded with -100, decoder input = shift_right(labels)).
  * Evaluation splits at seq_len/2 for every window (deterministic).
  *
+ * Units. By default each line is a unit; with `paragraphs` a unit is a paragraph (lines up to a
+ * blank line), a document whose lines are framed one by one and stay together and in order. A
+ * corpus of related lines (one scene's captions and answers) then teaches the LM that earlier
+ * lines predict later ones: the in-context reading a soft prompt needs (docs/pretraining.md).
+ * Everything below that says "line" means "unit".
+ *
  * Held-out text: the val corpus files when given, else every k-th line of the corpus
  * (k = round(1 / val_fraction)), never trained on.
  *
@@ -46,6 +52,7 @@ typedef struct gr_lm_task_config {
     int64_t seq_len, batch_size;
     int64_t eval_windows;            /* cap on held-out windows per evaluation (0: all) */
     uint64_t seed;
+    int paragraphs;                  /* 1: a unit is a blank-line separated paragraph (a document) */
 } gr_lm_task_config;
 
 typedef struct gr_lm_task gr_lm_task;

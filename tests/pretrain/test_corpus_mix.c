@@ -49,7 +49,7 @@ static int log_has(const char *needle)
 static int count_lines(const char *text)
 {
     int n = 0;
-    for (const char *p = text; *p; p++) n += *p == '\n';
+    for (const char *p = text; *p; p++) n += *p == '\n' && p > text && p[-1] != '\n'; /* non-empty lines */
     return n;
 }
 
@@ -77,6 +77,7 @@ static void check_knowledge(void)
     char **lines = calloc((size_t)count_lines(k) + 1, sizeof *lines);
     for (char *p = k, *nl; lines && (nl = strchr(p, '\n')); p = nl + 1) {
         *nl = '\0';
+        if (!*p) continue; /* the blank line after each fact (a paragraph each) */
         for (int j = 0; j < n && !dup; j++) dup = strcmp(lines[j], p) == 0;
         lines[n++] = p;
     }
@@ -99,14 +100,14 @@ static void check_knowledge(void)
     if (!failures) printf("ok   knowledge.txt: every fact of the vocabulary once (262 / 94 lines), no comma\n");
 }
 
-/* "... on L lines / N tokens (W weighted, K batches an epoch), held out V lines ..." */
+/* "... on L lines (or paragraphs) / N tokens (W weighted, K batches an epoch), held out V lines ..." */
 typedef struct header { long long lines, tokens, weighted, batches, val_lines; } header;
 
 static int read_header(header *h)
 {
     char *t = slurp(logp);
     const char *p = t ? strstr(t, " on ") : NULL;
-    int ok = p && sscanf(p, " on %lld lines / %lld tokens (%lld weighted, %lld batches an epoch), held out %lld lines", &h->lines,
+    int ok = p && sscanf(p, " on %lld %*s / %lld tokens (%lld weighted, %lld batches an epoch), held out %lld", &h->lines,
                          &h->tokens, &h->weighted, &h->batches, &h->val_lines) == 5;
     if (!ok) printf("---- no header in log:\n%s----\n", t ? t : "(none)");
     free(t);
@@ -214,6 +215,43 @@ static void check_weights(void)
     if (!failures) printf("ok   weight errors name the key or the file\n");
 }
 
+/* pretrain.documents: "paragraphs" keeps a blank-line separated paragraph together (one unit
+ * of the shuffle), "lines" shuffles lines; decoder-only lines keep their "\n" (as the VLM task
+ * frames captions), so each line is its ids with BOS plus one "\n" token. */
+static void check_documents(void)
+{
+    char tok[4200], c[4200], list[4300];
+    snprintf(tok, sizeof tok, "%s/tok", tmp);
+    snprintf(c, sizeof c, "%s/docs.txt", tmp);
+    FILE *f = fopen(c, "w");
+    if (!f) { failures++; printf("FAIL cannot write %s\n", c); return; }
+    for (int d = 0; d < 20; d++) { /* 20 paragraphs of 1..3 lines: 39 lines */
+        for (int l = 0; l < 1 + d % 3; l++) fprintf(f, "a red circle\n");
+        fprintf(f, "\n");
+    }
+    fclose(f);
+    int rc = sh("'%s' tokenize '%s' 'a red circle'", graft, tok);
+    char *t = slurp(logp), *ids = t ? strstr(t, "ids: [") : NULL;
+    int k = 0;
+    for (char *p = ids; p && *p && *p != ']'; p++) k += *p == ',';
+    k += ids != NULL;
+    free(t);
+    CHECK(rc == 0 && k >= 2, "tokenize: exit %d, %d ids", rc, k);
+    snprintf(list, sizeof list, "[\"%s\"]", c);
+    header hl, hp;
+    CHECK(run_mix(tok, list, "", "doc_lines", NULL, &hl) == 0 && hl.lines == 39 && hl.tokens == 39 * (k + 1),
+          "documents = lines: %lld lines / %lld tokens, expected 39 / %d", hl.lines, hl.tokens, 39 * (k + 1));
+    CHECK(run_mix(tok, list, "documents = \"paragraphs\";", "doc_par", NULL, &hp) == 0 && hp.lines == 20 && hp.tokens == hl.tokens &&
+              log_has(" on 20 paragraphs /"),
+          "documents = paragraphs: %lld units / %lld tokens, expected 20 / %lld", hp.lines, hp.tokens, hl.tokens);
+    rc = run_mix(tok, list, "documents = \"pages\";", "doc_bad", NULL, NULL);
+    t = slurp(logp);
+    CHECK(rc == 1 && t && count_lines(t) == 1 && strstr(t, "doc_bad.cfg: pretrain.documents is \"pages\""), "bad documents: exit %d, '%s'", rc,
+          t ? t : "");
+    free(t);
+    if (!failures) printf("ok   documents: paragraphs stay together, lines keep their newline, a bad value is one line\n");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) { fprintf(stderr, "usage: test_corpus_mix GRAFT_BIN DATA_DIR TMP_DIR\n"); return 2; }
@@ -226,6 +264,7 @@ int main(int argc, char **argv)
     snprintf(logp, sizeof logp, "%s/log.txt", tmp);
     check_knowledge();
     check_weights();
+    check_documents();
     printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
     return failures ? 1 : 0;
 }
