@@ -55,22 +55,40 @@ static gr_status encode(const gr_tokenizer *tok, const char *text, unsigned flag
     return gr_tokenizer_encode(tok, text, strlen(text), flags, ids, n);
 }
 
+gr_status gr_caption_newline_id(const gr_tokenizer *tok, int32_t *id)
+{
+    int32_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    gr_status s = encode(tok, "\n", 0, &a, &na);
+    if (s == GR_OK && na == 1) {
+        *id = a[0];
+        free(a);
+        return GR_OK;
+    }
+    /* Metaspace tokenizers (Llama 2) encode a lone "\n" as "\u2581" + "<0x0A>", but after text
+     * (where a caption ends) as one token: take what "a\n" adds to "a". */
+    free(a);
+    a = NULL;
+    if (s == GR_OK) s = encode(tok, "a", 0, &a, &na);
+    if (s == GR_OK) s = encode(tok, "a\n", 0, &b, &nb);
+    int one = s == GR_OK && nb == na + 1 && memcmp(a, b, na * sizeof *a) == 0;
+    if (one) *id = b[na];
+    free(a);
+    free(b);
+    if (s != GR_OK) return s;
+    return one ? GR_OK : gr_fail(GR_ERR_UNSUPPORTED, "tokenizer: \"\\n\" after a word is not one token; cannot stop captions at it");
+}
+
 gr_status gr_vlm_gen_eos(const gr_vlm *vlm, const gr_tokenizer *tok, gr_gen_config *search)
 {
     gr_vlm_info info = {.struct_size = sizeof(gr_vlm_info)};
     gr_vlm_get_info(vlm, &info);
     search->n_eos = 0;
     if (!info.lm.is_encoder_decoder) {
-        int32_t *ids = NULL;
-        size_t n = 0;
-        gr_status s = encode(tok, "\n", 0, &ids, &n);
+        int32_t nl;
+        gr_status s = gr_caption_newline_id(tok, &nl);
         if (s != GR_OK) return s;
-        if (n != 1) {
-            free(ids);
-            return gr_fail(GR_ERR_UNSUPPORTED, "tokenizer: \"\\n\" is %zu tokens, not one; cannot stop captions at it", n);
-        }
-        search->eos_ids[search->n_eos++] = ids[0];
-        free(ids);
+        search->eos_ids[search->n_eos++] = nl;
     }
     int32_t eos = info.lm.eos_id >= 0 ? info.lm.eos_id : gr_tokenizer_eos_id(tok);
     if (eos >= 0 && (search->n_eos == 0 || search->eos_ids[0] != eos)) search->eos_ids[search->n_eos++] = eos;

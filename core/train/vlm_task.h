@@ -37,6 +37,9 @@ typedef struct gr_vlm_gen {
 /* The EOS rules of a model: OPT/Llama stop at the "\n" token (LAVIS sets eos to it for
  * captioning) and at </s>; T5 at </s>. Fills search.eos_ids, n_eos and pad_id. */
 gr_status gr_vlm_gen_eos(const gr_vlm *vlm, const gr_tokenizer *tok, gr_gen_config *search);
+/* The id a caption's closing "\n" gets after text (decoder-only captions stop at it): a lone
+ * "\n" when that is one token, else what "a\n" adds to "a" (metaspace: "<0x0A>"). */
+gr_status gr_caption_newline_id(const gr_tokenizer *tok, int32_t *id);
 
 /* Generates one text per image: pixels host [n, 3, H, W] (or image_embeds host [n, N, D] when
  * `embeds` is set), prompts[i] the already-filled prompt of row i (NULL: ""). texts[i] gets a

@@ -503,6 +503,29 @@ static void test_vlm_generate(const char *fixture, int t5)
     close_vlm(&v);
 }
 
+/* The caption stop id: a lone "\n" for byte-level BPE; for a metaspace tokenizer (Mistral /
+ * Llama 2: "\n" alone is "\u2581" + "<0x0A>") the "<0x0A>" that ends a caption. */
+static void test_newline_ids(const char *tokenize_data)
+{
+    static const char *const names[2] = {"llama3", "mistral7b"};
+    for (int i = 0; i < 2; i++) {
+        char dir[1400];
+        snprintf(dir, sizeof dir, "%s/%s", tokenize_data, names[i]);
+        gr_tokenizer *tok = NULL;
+        int32_t id = -1, *ids = NULL;
+        size_t n = 0;
+        gr_status s = gr_tokenizer_load(dir, &tok);
+        if (s == GR_OK) s = gr_caption_newline_id(tok, &id);
+        if (s == GR_OK) s = gr_tokenizer_encode(tok, "a dog\n", 6, 0, &ids, &n);
+        int want = i == 0 ? gr_tokenizer_piece_id(tok, "\xc4\x8a", 2) : gr_tokenizer_piece_id(tok, "<0x0A>", 6);
+        CHECK(s == GR_OK && id >= 0 && id == want && n > 0 && ids[n - 1] == id, "%s: newline id %d, expected %d, last of \"a dog\\n\" %d (%s)",
+              names[i], (int)id, want, n ? (int)ids[n - 1] : -1, s ? gr_last_error() : "ok");
+        free(ids);
+        gr_tokenizer_free(tok);
+    }
+    if (!failures) printf("ok   caption newline id: byte-level and metaspace tokenizers\n");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) { fprintf(stderr, "usage: test_vlm_batches WORK_DIR SPY_PLUGIN_DIR FIXTURES_DIR\n"); return 2; }
@@ -522,6 +545,9 @@ int main(int argc, char **argv)
         return 1;
     }
     rec = fn();
+    char tokdata[700];
+    snprintf(tokdata, sizeof tokdata, "%s/../tokenize/data", fixtures);
+    test_newline_ids(tokdata);
     test_t5_captions();
     test_vqa("blip2_hf_vision_t5", 1);
     test_vqa("blip2_hf_vision_opt", 0);
