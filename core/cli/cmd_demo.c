@@ -296,7 +296,7 @@ static gr_status start_step(demo_step *st, const char *exe, const sigset_t *chil
 }
 
 /* A step's child ended: reports it (one line), returns 1 when it succeeded. */
-static int finish_step(demo *d, demo_step *st, int status)
+static int finish_step(demo *d, demo_step *st, int status, int stopping)
 {
     double dt = now_s() - st->t0;
     d->total_s += dt;
@@ -324,7 +324,7 @@ static int finish_step(demo *d, demo_step *st, int status)
         /* a product written before the failure (a pretrained LM below the quality bar) must not
          * make the next run take the step as done */
         if (gr_path_exists(st->done)) remove(st->done);
-        printf("  %-22s failed after %.1f s (%s/%s): %s\n", st->name, dt, d->dir, log, why);
+        printf("  %-22s %s after %.1f s (%s/%s): %s\n", st->name, stopping ? "stopped" : "failed", dt, d->dir, log, why);
     }
     fflush(stdout);
     return ok;
@@ -359,10 +359,19 @@ static gr_status run_steps(demo *d, demo_plan *p, int *interrupted)
     sigset_t set, old;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
+    /* a signal the demo was started ignoring stays ignored (nohup graft demo) */
+    static const int stops[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        struct sigaction sa;
+        if (sigaction(stops[i], NULL, &sa) == 0 && sa.sa_handler != SIG_IGN) sigaddset(&set, stops[i]);
+    }
     sigprocmask(SIG_BLOCK, &set, &old);
+    /* inherited SIG_IGN for SIGCHLD would reap the steps unseen: their statuses are needed */
+    struct sigaction dfl, old_chld;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGCHLD, &dfl, &old_chld);
     gr_status s = gr_mkdirs("logs");
     d->times = s == GR_OK ? fopen("logs/times.tsv", "a") : NULL;
     int running = 0, failed = -1, n_failed = 0, stop_sig = 0;
@@ -402,7 +411,7 @@ static gr_status run_steps(demo *d, demo_plan *p, int *interrupted)
             for (int i = 0; i < p->n; i++) {
                 if (p->s[i].state != S_RUNNING || p->s[i].pid != pid) continue;
                 running--;
-                if (!finish_step(d, &p->s[i], status)) {
+                if (!finish_step(d, &p->s[i], status, stop_sig != 0)) {
                     n_failed++;
                     if (failed < 0 && !stop_sig) {
                         failed = i;
@@ -416,6 +425,7 @@ static gr_status run_steps(demo *d, demo_plan *p, int *interrupted)
     d->wall_s = now_s() - t0;
     if (d->times) fclose(d->times);
     d->times = NULL;
+    sigaction(SIGCHLD, &old_chld, NULL);
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (s != GR_OK) return s;
     if (stop_sig) {
