@@ -176,7 +176,7 @@ static gr_status plan_demo(const demo *d, demo_plan *p)
     STEP("synth", "world/world.json", "world", K_PLAIN, "", "synth", "--out", "world", "--size", d->quick ? QUICK_WORLD_SIZE : "600", "--image-size", "32", "--val", "0.25");
     STEP("tokenizer_opt", "tokenizers/opt/tokenizer.json", NULL, K_PLAIN, "synth", "tokenizer", "train", "--corpus",
          "world/corpus.txt", "--vocab-size", "1024", "--type", "bytelevel", "--family", "opt", "--out", "tokenizers/opt");
-    /* byte-level as Llama 3's (a metaspace "\n" is two tokens, which caption stopping refuses) */
+    /* byte-level, as Llama 3's (metaspace works too: gr_caption_newline_id) */
     STEP("tokenizer_llama", "tokenizers/llama/tokenizer.json", NULL, K_PLAIN, "synth", "tokenizer", "train", "--corpus",
          "world/corpus.txt", "--vocab-size", "768", "--type", "bytelevel", "--family", "llama", "--out",
          "tokenizers/llama");
