@@ -173,7 +173,7 @@ static gr_status plan_demo(const demo *d, demo_plan *p)
         if (s == GR_OK) s = add_step(d, p, NAME, DONE, CLEAN, KIND, DEPS, a_);      \
     } while (0)
     /* The world: its arguments live on this one line (--quick changes only its size). */
-    STEP("synth", "world/world.json", "world", K_PLAIN, "", "synth", "--out", "world", "--size", d->quick ? QUICK_WORLD_SIZE : "600", "--image-size", "32", "--val", "0.25");
+    STEP("synth", "world/world.json", "world", K_PLAIN, "", "synth", "--out", "world", "--size", d->quick ? QUICK_WORLD_SIZE : "800", "--image-size", "32", "--val", "0.2", "--test", "0.2");
     STEP("tokenizer_opt", "tokenizers/opt/tokenizer.json", NULL, K_PLAIN, "synth", "tokenizer", "train", "--corpus",
          "world/corpus.txt", "--vocab-size", "1024", "--type", "bytelevel", "--family", "opt", "--out", "tokenizers/opt");
     /* byte-level, as Llama 3's (metaspace works too: gr_caption_newline_id) */
@@ -194,8 +194,15 @@ static gr_status plan_demo(const demo *d, demo_plan *p)
          "pretrain_opt_deep", "surrogate", "build", "lms/opt_deep", "--range", "2:7", "--out", "lms/opt_deep_surrogate");
     STEP("source", "runs/source/report.json", "runs/source", K_TRAIN, "pretrain_opt_small", "train", "-c",
          "configs/source.cfg", "--run-dir", "runs/source");
-    STEP("scratch_deep_s1", "runs/scratch_deep_s1/report.json", "runs/scratch_deep_s1", K_TRAIN, "pretrain_opt_deep",
-         "train", "-c", "configs/scratch_deep.cfg", "-s", "data.seed=1", "--run-dir", "runs/scratch_deep_s1");
+    for (int i = 0; i < d->seeds && s == GR_OK; i++) {
+        char name[40], seed[32], run[64], done[80];
+        snprintf(name, sizeof name, "scratch_deep_s%d", i + 1);
+        snprintf(seed, sizeof seed, "data.seed=%d", i + 1);
+        snprintf(run, sizeof run, "runs/%s", name);
+        snprintf(done, sizeof done, "runs/%s/report.json", name);
+        STEP(name, done, run, K_TRAIN, "pretrain_opt_deep", "train", "-c", "configs/scratch_deep.cfg", "-s", seed,
+             "--run-dir", run);
+    }
     /* scratch on each target, N seeds; then TaS / TaT, which read every scratch seed (compare) */
     static const struct { const char *name, *cfg, *deps, *compare; } kinds[4] = {
         {"scratch_large", "configs/scratch_large.cfg", "pretrain_opt_large", NULL},
@@ -203,9 +210,18 @@ static gr_status plan_demo(const demo *d, demo_plan *p)
         {"tas", "configs/tas.cfg", "source scratch_large_s*", "scratch_large"},
         {"tat", "configs/tat.cfg", "source scratch_llama_s*", "scratch_llama"}};
     for (int k = 0; k < 4 && s == GR_OK; k++) {
-        if (k == 2)
-            STEP("surrogate", "runs/surrogate/report.json", "runs/surrogate", K_TRAIN, "surrogate_build scratch_deep_s1",
-                 "train", "-c", "configs/surrogate.cfg", "-s", "data.seed=1", "--run-dir", "runs/surrogate");
+        for (int i = 0; k == 2 && i < d->seeds && s == GR_OK; i++) {
+            /* surrogate seed i reports against scratch seed i on the same data order */
+            char name[40], seed[32], run[64], done[80], deps[80], cmp[96];
+            snprintf(name, sizeof name, "surrogate_s%d", i + 1);
+            snprintf(seed, sizeof seed, "data.seed=%d", i + 1);
+            snprintf(run, sizeof run, "runs/%s", name);
+            snprintf(done, sizeof done, "runs/%s/report.json", name);
+            snprintf(deps, sizeof deps, "surrogate_build scratch_deep_s%d", i + 1);
+            snprintf(cmp, sizeof cmp, "strategy.surrogate.compare=[\"runs/scratch_deep_s%d\"]", i + 1);
+            STEP(name, done, run, K_TRAIN, deps, "train", "-c", "configs/surrogate.cfg", "-s", seed, "-s", cmp,
+                 "--run-dir", run);
+        }
         /* the scratch runs a transfer compares with are this demo's seeds (the config lists two) */
         char compare[64 + 40 * MAX_SEEDS] = "";
         if (kinds[k].compare) {
@@ -554,21 +570,41 @@ static gr_status tables(demo *d, FILE *out)
     }
     fprintf(out, "\n\n");
 
-    /* surrogate vs grafted vs scratch (test split) */
-    const char *su = "runs/surrogate", *sc = "runs/scratch_deep_s1";
-    fprintf(out, "Surrogate grafting on OPT-8x96 (test split; surrogate = layers 0-1 + translator 2 + layer 7):\n");
+    /* surrogate vs grafted vs scratch (test split): the mean over seeds, then each seed's CIDEr */
+    fprintf(out, "Surrogate grafting on OPT-8x96 (test split, mean of %d seed(s); surrogate = layers 0-1 + translator 2 + "
+                 "layer 7):\n", d->seeds);
     fprintf(out, "%-10s %15s %15s %17s %15s\n", "metric", "surrogate pair", "grafted 0-shot", "scratch on target",
             "source on small");
+    double fs = 0, ft = 0;
     for (int m = 0; m < N_TABLE_METRICS; m++) {
-        char k1[100], k2[100], k3[100];
+        char k1[100], k2[100], k3[100], su[40], sc[40];
         snprintf(k1, sizeof k1, "surrogate.pair.%s", table_metrics[m]);
         snprintf(k2, sizeof k2, "surrogate.grafted.%s", table_metrics[m]);
         snprintf(k3, sizeof k3, "final.test.%s.value", table_metrics[m]);
-        fprintf(out, "%-10s %15.4f %15.4f %17.4f %15.4f\n", table_metrics[m], report_num(su, k1), report_num(su, k2),
-                report_num(sc, k3), report_num("runs/source", k3));
+        double v[3] = {0, 0, 0};
+        for (int i = 0; i < d->seeds; i++) {
+            snprintf(su, sizeof su, "runs/surrogate_s%d", i + 1);
+            snprintf(sc, sizeof sc, "runs/scratch_deep_s%d", i + 1);
+            v[0] += report_num(su, k1) / d->seeds;
+            v[1] += report_num(su, k2) / d->seeds;
+            v[2] += report_num(sc, k3) / d->seeds;
+            if (m == 0) {
+                fs += report_num(su, "surrogate.flops_surrogate") / d->seeds;
+                ft += report_num(sc, "totals.flops") / d->seeds;
+            }
+        }
+        fprintf(out, "%-10s %15.4f %15.4f %17.4f %15.4f\n", table_metrics[m], v[0], v[1], v[2],
+                report_num("runs/source", k3));
     }
-    double fs = report_num(su, "surrogate.flops_surrogate"), ft = report_num(sc, "totals.flops");
-    fprintf(out, "training FLOPs: surrogate %.3g, scratch on the target %.3g (ratio %.2f)\n\n", fs, ft, fs / ft);
+    fprintf(out, "per-seed CIDEr (surrogate pair / grafted / scratch):");
+    for (int i = 0; i < d->seeds; i++) {
+        char su[40], sc[40];
+        snprintf(su, sizeof su, "runs/surrogate_s%d", i + 1);
+        snprintf(sc, sizeof sc, "runs/scratch_deep_s%d", i + 1);
+        fprintf(out, "%s %.3f / %.3f / %.3f", i ? ";" : "", report_num(su, "surrogate.pair.CIDEr"),
+                report_num(su, "surrogate.grafted.CIDEr"), report_num(sc, "final.test.CIDEr.value"));
+    }
+    fprintf(out, "\ntraining FLOPs: surrogate %.3g, scratch on the target %.3g (ratio %.2f)\n\n", fs, ft, fs / ft);
     return GR_OK;
 }
 
@@ -599,7 +635,7 @@ static gr_status plots(demo *d)
         s = gr_plot_runs(&o);
     }
     if (s == GR_OK) {
-        const char *runs[] = {"runs/scratch_deep_s1", "runs/surrogate"};
+        const char *runs[] = {"runs/scratch_deep_s1", "runs/surrogate_s1"};
         const char *labels[] = {"scratch on OPT-8x96", "surrogate (stages 1-2), then the graft"};
         static const char *const metrics[] = {"loss", "CIDEr"};
         gr_plot_opts o = {0};
@@ -608,7 +644,7 @@ static gr_status plots(demo *d)
         o.run_count = 2;
         o.metrics = metrics;
         o.metric_count = 2;
-        o.title = "Surrogate grafting on OPT-8x96";
+        o.title = "Surrogate grafting on OPT-8x96 (seed 1)";
         o.out = "plots/surrogate.png";
         s = gr_plot_runs(&o);
     }

@@ -17,7 +17,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 ok() { echo "ok   $*"; }
 STEPS="synth tokenizer_opt tokenizer_llama pretrain_opt_deep pretrain_opt_large pretrain_opt_small
 pretrain_llama_small surrogate_analyze surrogate_build source scratch_deep_s1 scratch_large_s1 scratch_llama_s1
-surrogate tas_s1 tat_s1"
+surrogate_s1 tas_s1 tat_s1"
 N=16
 # processes working in directory $1 (every step runs in its demo directory)
 procs_in() {
@@ -58,7 +58,7 @@ for p in tas tat surrogate; do
   [ "$(head -c 8 d1/plots/$p.png | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "plots/$p.png is not a PNG"
 done
 # side by side, every child that reads a configuration runs with one thread (common.inc says 2)
-for r in source scratch_large_s1 tas_s1 tat_s1 surrogate; do
+for r in source scratch_large_s1 tas_s1 tat_s1 surrogate_s1; do
   grep -q "threads = 1;" d1/runs/$r/config.cfg || fail "$r: not run with backend.threads=1"
 done
 # one seed: TaS compares with the one scratch seed (the config lists two)
@@ -83,31 +83,31 @@ ok "full demo on a quick directory: one-line error"
 
 # ---- a broken step: tat_s1 fails at once while surrogate runs beside it
 cp -a d1 d2
-rm -rf d2/runs/tat_s1 d2/runs/surrogate
+rm -rf d2/runs/tat_s1 d2/runs/surrogate_s1
 echo "no_such_key = 1;" >> d2/configs/tat.cfg
 if "$G" demo --quick --dir d2 >b.out 2>b.err; then fail "broken tat.cfg: exit 0"; fi
 one_line_error b.err "^graft: demo: step tat_s1 failed \(d2/logs/tat_s1\.log\): .*no_such_key"
 grep -q "no_such_key" d2/logs/tat_s1.log || fail "tat_s1.log: no error"
 grep -Eq "^  tat_s1 +failed after" b.out || fail "no failure line"
-[ -f d2/runs/surrogate/report.json ] || fail "the step running beside the failure was not waited for"
+[ -f d2/runs/surrogate_s1/report.json ] || fail "the step running beside the failure was not waited for"
 [ ! -e d2/runs/tat_s1/report.json ] || fail "the failed step has a product"
 [ -z "$(procs_in "$W/d2")" ] || fail "children left behind: $(procs_in "$W/d2")"
 ok "broken tat.cfg: one line naming tat_s1 and its log, surrogate finished, no child left"
 
 # ---- with one slot, nothing starts after a failure
 cp -a d1 d3
-rm -rf d3/runs/surrogate d3/runs/tas_s1 d3/runs/tat_s1 d3/logs/tas_s1.log d3/logs/tat_s1.log
+rm -rf d3/runs/surrogate_s1 d3/runs/tas_s1 d3/runs/tat_s1 d3/logs/tas_s1.log d3/logs/tat_s1.log
 echo "no_such_key = 1;" >> d3/configs/surrogate.cfg
 if "$G" demo --quick --dir d3 --jobs 1 >f.out 2>f.err; then fail "broken surrogate.cfg: exit 0"; fi
-one_line_error f.err "^graft: demo: step surrogate failed \(d3/logs/surrogate\.log\)"
+one_line_error f.err "^graft: demo: step surrogate_s1 failed \(d3/logs/surrogate_s1\.log\)"
 [ ! -e d3/logs/tas_s1.log ] && [ ! -e d3/logs/tat_s1.log ] || fail "steps started after the failure"
 ok "--jobs 1: nothing starts after a failed step"
 # repaired, the next run redoes the failed step and the ones after it; --jobs 1 adds no thread override
 cp d1/configs/surrogate.cfg d3/configs/surrogate.cfg
 "$G" demo --quick --dir d3 --jobs 1 >g.out 2>g.err || { cat g.out g.err; fail "repaired run"; }
-for s in surrogate tas_s1 tat_s1; do grep -Eq "^  $s +[0-9]+\.[0-9] s$" g.out || fail "repaired run: $s not run"; done
+for s in surrogate_s1 tas_s1 tat_s1; do grep -Eq "^  $s +[0-9]+\.[0-9] s$" g.out || fail "repaired run: $s not run"; done
 grep -q "^steps run now: 3, .* (1 at once)$" g.out || fail "repaired run: not 3 steps, 1 at once"
-for r in surrogate tas_s1 tat_s1; do grep -q "threads = 2;" d3/runs/$r/config.cfg || fail "--jobs 1: $r's threads changed"; done
+for r in surrogate_s1 tas_s1 tat_s1; do grep -q "threads = 2;" d3/runs/$r/config.cfg || fail "--jobs 1: $r's threads changed"; done
 ok "repaired: the failed step and those after it run; --jobs 1 keeps the configs' threads"
 
 # ---- SIGTERM: the running steps stop with the demo
