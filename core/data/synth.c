@@ -139,6 +139,71 @@ static int inside(int shape, float u, float v)
     return 0;
 }
 
+/* The rasteriser's geometry of one object at pixel (x, y): bit (sy * 4 + sx) is set when the
+ * sample at (x + (sx + 0.5) / 4, y + (sy + 0.5) / 4) lies inside the shape. Pixels outside the
+ * object's bounding box (as the renderer clips it) are 0. */
+unsigned gr_synth_pixel_mask(const gr_synth_object *o, int image_size, int x, int y)
+{
+    int x0 = (int)floorf(o->cx - o->r) - 1, x1 = (int)ceilf(o->cx + o->r) + 1;
+    int y0 = (int)floorf(o->cy - o->r) - 1, y1 = (int)ceilf(o->cy + o->r) + 1;
+    if (x0 < 0) x0 = 0;
+    if (y0 < 0) y0 = 0;
+    if (x1 > image_size) x1 = image_size;
+    if (y1 > image_size) y1 = image_size;
+    if (x < x0 || x >= x1 || y < y0 || y >= y1) return 0;
+    float inv = 1.0f / o->r;
+    unsigned mask = 0;
+    for (int sy = 0; sy < 4; sy++)
+        for (int sx = 0; sx < 4; sx++) {
+            float u = ((float)x + (sx + 0.5f) * 0.25f - o->cx) * inv;
+            float v = ((float)y + (sy + 0.5f) * 0.25f - o->cy) * inv;
+            if (inside(o->shape, u, v)) mask |= 1u << (sy * 4 + sx);
+        }
+    return mask;
+}
+
+static int popcount16(unsigned m)
+{
+    int n = 0;
+    for (; m; m &= m - 1) n++;
+    return n;
+}
+
+void gr_synth_sample_owners(const gr_synth_scene *sc, int image_size, int8_t *map)
+{
+    int S = 4 * image_size;
+    memset(map, -1, (size_t)S * (size_t)S);
+    /* painted in drawing order: a later object covers an earlier one */
+    for (int k = 0; k < sc->n; k++)
+        for (int y = 0; y < image_size; y++)
+            for (int x = 0; x < image_size; x++) {
+                unsigned m = gr_synth_pixel_mask(&sc->obj[k], image_size, x, y);
+                for (int b = 0; m; b++, m >>= 1)
+                    if (m & 1u) map[(size_t)(4 * y + b / 4) * S + (size_t)(4 * x + b % 4)] = (int8_t)k;
+            }
+}
+
+int gr_synth_map_patch_owners(const int8_t *map, int image_size, int patch, double min_share, int *owner)
+{
+    if (patch < 1 || patch > image_size) return 0;
+    int grid = image_size / patch, S = 4 * image_size, P = 4 * patch; /* the tower's conv floors too */
+    for (int py = 0; py < grid; py++)
+        for (int px = 0; px < grid; px++) {
+            int count[GR_SYNTH_MAX_OBJECTS] = {0};
+            for (int y = py * P; y < (py + 1) * P; y++)
+                for (int x = px * P; x < (px + 1) * P; x++) {
+                    int k = map[(size_t)y * S + (size_t)x];
+                    if (k >= 0 && k < GR_SYNTH_MAX_OBJECTS) count[k]++;
+                }
+            int best = -1;
+            for (int k = 0; k < GR_SYNTH_MAX_OBJECTS; k++)
+                if (count[k] > 0 && (best < 0 || count[k] >= count[best])) best = k; /* ties: the later object */
+            if (best >= 0 && (double)count[best] < min_share * (double)(P * P)) best = -1;
+            owner[py * grid + px] = best;
+        }
+    return grid;
+}
+
 void gr_synth_render(const gr_synth_config *cfg, size_t index, const gr_synth_scene *sc, gr_image *img)
 {
     int P = cfg->image_size;
@@ -158,16 +223,9 @@ void gr_synth_render(const gr_synth_config *cfg, size_t index, const gr_synth_sc
         if (y0 < 0) y0 = 0;
         if (x1 > P) x1 = P;
         if (y1 > P) y1 = P;
-        float inv = 1.0f / o->r;
         for (int y = y0; y < y1; y++)
             for (int x = x0; x < x1; x++) {
-                int hits = 0;
-                for (int sy = 0; sy < 4; sy++)
-                    for (int sx = 0; sx < 4; sx++) {
-                        float u = ((float)x + (sx + 0.5f) * 0.25f - o->cx) * inv;
-                        float v = ((float)y + (sy + 0.5f) * 0.25f - o->cy) * inv;
-                        hits += inside(o->shape, u, v);
-                    }
+                int hits = popcount16(gr_synth_pixel_mask(o, P, x, y));
                 if (!hits) continue;
                 uint8_t *p = img->rgb + ((size_t)y * P + x) * 3;
                 for (int c = 0; c < 3; c++) p[c] = (uint8_t)((p[c] * (16 - hits) + col[c] * hits + 8) / 16);

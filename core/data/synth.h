@@ -52,6 +52,20 @@ void gr_synth_make_scene(const gr_synth_config *cfg, size_t index, gr_synth_scen
  * identical bytes on every machine. `img` must be image_size x image_size. */
 void gr_synth_render(const gr_synth_config *cfg, size_t index, const gr_synth_scene *scene, gr_image *img);
 
+/* The rasteriser's geometry, for labels that agree with the pixels (graft pretrain-vision):
+ * which of the 4x4 samples of pixel (x, y) object `o` covers (bit sy * 4 + sx; 0 outside the
+ * box the renderer clips it to). gr_synth_render blends each object with popcount(mask) / 16. */
+unsigned gr_synth_pixel_mask(const gr_synth_object *o, int image_size, int x, int y);
+/* Which object each 4x4 supersample of the image shows: map[(4 * image_size)^2] (row-major),
+ * the index of the last object drawn over the sample (the renderer's overlap order), or -1 for
+ * background. A pixel whose 16 samples are all -1 has exactly the background colour. */
+void gr_synth_sample_owners(const gr_synth_scene *sc, int image_size, int8_t *map);
+/* Per patch of a grid of image_size / patch squared patches (row-major, as a ViT's tokens): the
+ * object owning most of the patch's samples in `map` (gr_synth_sample_owners, or a shifted /
+ * flipped copy of it), or -1 when that object owns less than `min_share` of the patch. Returns
+ * the grid side (0 when patch is not in 1..image_size). */
+int gr_synth_map_patch_owners(const int8_t *map, int image_size, int patch, double min_share, int *owner);
+
 typedef struct gr_synth_summary {
     size_t images[3], captions[3], questions[3]; /* train, val, test */
     size_t corpus_sentences;
