@@ -56,7 +56,8 @@ enum step_kind {
     K_PLAIN,    /* synth, tokenizer: no configuration, no -s */
     K_CONFIG,   /* surrogate analyze/build: -s KEY=VALUE */
     K_PRETRAIN, /* graft pretrain: --quick shortens it */
-    K_TRAIN     /* graft train: --quick shortens it */
+    K_TRAIN,    /* graft train: --quick shortens it */
+    K_VISION    /* graft pretrain-vision: --quick shortens it */
 };
 
 enum step_state { S_WAIT, S_RUNNING, S_DONE, S_FAILED };
@@ -155,7 +156,12 @@ static gr_status add_step(const demo *d, demo_plan *p, const char *name, const c
     static const char *const quick_pretrain[] = {"-s", "pretrain.steps=30", "-s", "pretrain.require_quality=false", NULL};
     /* two epochs: the staged strategies (TaS/TaT warm-up, surrogate stage 1) need one after it */
     static const char *const quick_train[] = {"-s", "train.epochs=2", "-s", "data.eval_limit=20", NULL};
-    const char *const *extra = !d->quick ? NULL : kind == K_PRETRAIN ? quick_pretrain : kind == K_TRAIN ? quick_train : NULL;
+    static const char *const quick_vision[] = {"-s", "pretrain_vision.steps=30", "-s", "pretrain_vision.require_quality=false", NULL};
+    const char *const *extra = !d->quick                ? NULL
+                               : kind == K_PRETRAIN ? quick_pretrain
+                               : kind == K_TRAIN    ? quick_train
+                               : kind == K_VISION   ? quick_vision
+                                                    : NULL;
     for (int i = 0; s == GR_OK && extra && extra[i]; i++) s = push_arg(st, &n, extra[i]);
     p->n++; /* counted even on failure, so plan_free frees its arguments */
     return s;
@@ -180,6 +186,8 @@ static gr_status plan_demo(const demo *d, demo_plan *p)
     STEP("tokenizer_llama", "tokenizers/llama/tokenizer.json", NULL, K_PLAIN, "synth", "tokenizer", "train", "--corpus",
          "world/corpus.txt", "--vocab-size", "768", "--type", "bytelevel", "--family", "llama", "--out",
          "tokenizers/llama");
+    STEP("pretrain_vision", "towers/vision/model.safetensors", "towers/vision", K_VISION, "synth", "pretrain-vision",
+         "-c", "configs/pretrain_vision.cfg");
     STEP("pretrain_opt_deep", "lms/opt_deep/model.safetensors", "lms/opt_deep", K_PRETRAIN, "tokenizer_opt", "pretrain",
          "-c", "configs/pretrain_opt_deep.cfg");
     STEP("pretrain_opt_large", "lms/opt_large/model.safetensors", "lms/opt_large", K_PRETRAIN, "tokenizer_opt",
@@ -192,7 +200,7 @@ static gr_status plan_demo(const demo *d, demo_plan *p)
          "analyze", "lms/opt_deep", "--data", "world/corpus_val.txt", "--max-tokens", "20000", "--out", "analysis/opt_deep");
     STEP("surrogate_build", "lms/opt_deep_surrogate/surrogate.json", "lms/opt_deep_surrogate", K_CONFIG,
          "pretrain_opt_deep", "surrogate", "build", "lms/opt_deep", "--range", "2:7", "--out", "lms/opt_deep_surrogate");
-    STEP("source", "runs/source/report.json", "runs/source", K_TRAIN, "pretrain_opt_small", "train", "-c",
+    STEP("source", "runs/source/report.json", "runs/source", K_TRAIN, "pretrain_opt_small pretrain_vision", "train", "-c",
          "configs/source.cfg", "--run-dir", "runs/source");
     for (int i = 0; i < d->seeds && s == GR_OK; i++) {
         char name[40], seed[32], run[64], done[80];
@@ -200,13 +208,13 @@ static gr_status plan_demo(const demo *d, demo_plan *p)
         snprintf(seed, sizeof seed, "data.seed=%d", i + 1);
         snprintf(run, sizeof run, "runs/%s", name);
         snprintf(done, sizeof done, "runs/%s/report.json", name);
-        STEP(name, done, run, K_TRAIN, "pretrain_opt_deep", "train", "-c", "configs/scratch_deep.cfg", "-s", seed,
+        STEP(name, done, run, K_TRAIN, "pretrain_opt_deep pretrain_vision", "train", "-c", "configs/scratch_deep.cfg", "-s", seed,
              "--run-dir", run);
     }
     /* scratch on each target, N seeds; then TaS / TaT, which read every scratch seed (compare) */
     static const struct { const char *name, *cfg, *deps, *compare; } kinds[4] = {
-        {"scratch_large", "configs/scratch_large.cfg", "pretrain_opt_large", NULL},
-        {"scratch_llama", "configs/scratch_llama.cfg", "pretrain_llama_small", NULL},
+        {"scratch_large", "configs/scratch_large.cfg", "pretrain_opt_large pretrain_vision", NULL},
+        {"scratch_llama", "configs/scratch_llama.cfg", "pretrain_llama_small pretrain_vision", NULL},
         {"tas", "configs/tas.cfg", "source scratch_large_s*", "scratch_large"},
         {"tat", "configs/tat.cfg", "source scratch_llama_s*", "scratch_llama"}};
     for (int k = 0; k < 4 && s == GR_OK; k++) {
@@ -488,7 +496,8 @@ static gr_status copy_tree(const char *from, const char *to)
     static const char *const files[] = {
         "common.inc", "source.cfg", "scratch_large.cfg", "scratch_llama.cfg", "scratch_deep.cfg", "tas.cfg",
         "tat.cfg", "surrogate.cfg", "pretrain_opt_small.cfg", "pretrain_opt_large.cfg",
-        "pretrain_llama_small.cfg", "pretrain_opt_deep.cfg", "parts/vision/config.json",
+        "pretrain_llama_small.cfg", "pretrain_opt_deep.cfg", "pretrain_vision.cfg", "parts/vision/config.json",
+        "parts/vision_4px/config.json",
         "parts/qformer/config.json", NULL};
     for (int i = 0; files[i] && s == GR_OK; i++) {
         char src[PATH_MAX + 64], dst[PATH_MAX + 64];

@@ -15,10 +15,10 @@ G=$1; CFG=$2; W=$3
 rm -rf "$W"; mkdir -p "$W"; cd "$W"; W=$(pwd -P)
 fail() { echo "FAIL: $*"; exit 1; }
 ok() { echo "ok   $*"; }
-STEPS="synth tokenizer_opt tokenizer_llama pretrain_opt_deep pretrain_opt_large pretrain_opt_small
+STEPS="synth tokenizer_opt tokenizer_llama pretrain_vision pretrain_opt_deep pretrain_opt_large pretrain_opt_small
 pretrain_llama_small surrogate_analyze surrogate_build source scratch_deep_s1 scratch_large_s1 scratch_llama_s1
 surrogate_s1 tas_s1 tat_s1"
-N=16
+N=17
 # processes working in directory $1 (every step runs in its demo directory)
 procs_in() {
   for p in /proc/[0-9]*; do
