@@ -31,7 +31,7 @@
 
 #define MAX_SEEDS 4
 #define MAX_JOBS 32
-#define MAX_STEPS (10 + 4 * MAX_SEEDS)
+#define MAX_STEPS (11 + 6 * MAX_SEEDS) /* world, tokenizers, pretrainings, analyze, build, source; 6 runs a seed */
 #define MAX_ARGS 40
 #define MAX_DEPS (2 + MAX_SEEDS)
 
@@ -785,10 +785,11 @@ const gr_command gr_cmd_demo = {
     "demo", cmd_demo, "the whole method on the synthetic world: tiny LMs, TaS, TaT, surrogate grafting, tables",
     "usage: graft demo [--dir DIR] [--seeds N] [--jobs N] [--quick] [--configs DIR]\n"
     "\n"
-    "On the synthetic world (graft synth), pretrains four tiny LMs (OPT 2x64 and 4x128 sharing a\n"
-    "tokenizer, a Llama 2x64 with its own, a deeper OPT 8x96), trains a VPG on the small OPT, then\n"
+    "On the synthetic world (graft synth), pretrains a tiny CLIP tower on per-patch attributes\n"
+    "(graft pretrain-vision) and four tiny LMs (OPT 2x64 and 4x128 sharing a tokenizer, a Llama\n"
+    "2x64 with its own, a deeper OPT 8x96), trains a VPG on the small OPT, then\n"
     "runs VPGTrans TaS (-> OPT 4x128) and TaT (-> Llama) against training from scratch on each\n"
-    "target (N seeds, default 2), and surrogate grafting on the deep OPT (its prediction\n"
+    "target (N seeds, default 2), and surrogate grafting on the deep OPT (N seeds; its prediction\n"
     "trajectory analysed, a surrogate built with range 2:7). Prints the speed-up table (epochs and\n"
     "FLOPs to reach scratch's best, per metric) and the surrogate table (surrogate pair vs grafted\n"
     "vs scratch), writes curves to DIR/plots and the tables to DIR/results.txt.\n"
