@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/fsutil.h"
 #include "cli_config.h"
@@ -13,11 +12,9 @@
 #include "graft/model.h"
 #include "io/safetensors.h"
 #include "plugin/registry.h"
-#include "run/runlog.h"
 #include "text/tokenizer.h"
-#include "train/checkpoint.h"
+#include "train/pretrain_run.h"
 #include "train/task_lm.h"
-#include "train/trainer.h"
 
 extern const gr_command gr_cmd_pretrain;
 
@@ -83,13 +80,6 @@ static gr_status get_list(const gr_config *cfg, const char *key, strings *out)
     if (!out->v) return gr_fail(GR_ERR_NOMEM, "out of memory");
     for (int i = 0; i < out->n; i++) out->v[i] = gr_config_list_string(cfg, key, i);
     return GR_OK;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static gr_status check_pos(const gr_config *cfg, const char *key, int64_t lo, int64_t hi)
@@ -282,8 +272,9 @@ static int run_pretrain(int argc, char **argv)
     for (int i = 0; i < 2 && !s; i++) s = check_pos(cfg, pos[i], 1, 1 << 20);
     if (s) { gr_config_free(cfg); return gr_cli_error(); }
 
-    const char *out = gr_config_string(cfg, "pretrain.out"), *tok_dir = gr_config_string(cfg, "pretrain.tokenizer");
-    char *run_dir = gr_path_join(out, "run");
+    gr_pretrain_run run;
+    s = gr_pretrain_run_init(&run, "pretrain", "pretrain", cfg);
+    const char *out = run.out, *tok_dir = gr_config_string(cfg, "pretrain.tokenizer");
     gr_tokenizer *tok = NULL;
     gr_backend *backend = NULL;
     gr_ctx *ctx = NULL;
@@ -291,17 +282,11 @@ static int run_pretrain(int argc, char **argv)
     gr_lm *model = NULL;
     json_t *hf = NULL, *quality = NULL;
     gr_lm_task *task = NULL;
-    gr_runlog *log = NULL;
-    gr_trainer *tr = NULL;
-    gr_trainer_result res;
-    memset(&res, 0, sizeof res);
     strings corpus = {0}, val = {0}, probes = {0}, colors = {0};
     gr_tensor **params = NULL;
     gr_lm_arch arch;
-    int rc = 1, quality_ok = 1;
-    double t_start = now_s(), t_train = 0;
+    int quality_ok = 1;
 
-    if (!run_dir) s = gr_fail(GR_ERR_NOMEM, "out of memory");
     if (!s) s = gr_tokenizer_load(tok_dir, &tok);
     if (!s) s = make_arch(cfg, tok, &arch);
     if (!s) s = gr_lm_hf_config(&arch, &hf);
@@ -373,57 +358,15 @@ static int run_pretrain(int argc, char **argv)
                (long long)st.val_lines, docs, (long long)st.val_tokens);
         fflush(stdout);
     }
-    /* the run: new, or resumed from its newest checkpoint */
-    char *ckpt = NULL;
-    if (!s && resume) {
-        s = gr_runlog_open(run_dir, GR_RUN_RESUME, &log);
-        int64_t step = 0;
-        if (!s) s = gr_checkpoint_latest(run_dir, &ckpt);
-        if (!s) s = gr_checkpoint_read_state(ckpt, NULL, &step, NULL);
-        if (!s) s = gr_runlog_truncate_after(log, step);
-        if (!s) printf("pretrain: resuming from %s\n", ckpt);
-    } else if (!s) {
-        s = gr_runlog_open(run_dir, GR_RUN_NEW, &log);
-        char *p = s ? NULL : gr_runlog_path(log, GR_RUN_CONFIG);
-        if (!s && !p) s = gr_fail(GR_ERR_NOMEM, "out of memory");
-        if (!s) s = gr_config_write(cfg, p);
-        free(p);
-    }
+    if (!s) s = gr_pretrain_run_open(&run, resume);
     if (!s) {
-        gr_trainer_config c;
-        gr_trainer_config_defaults(&c);
-        c.stage = "pretrain";
-        c.params = params;
-        c.count = pl.count;
-        c.adamw.weight_decay = gr_config_float(cfg, "pretrain.weight_decay");
-        c.adamw.grad_clip = gr_config_float(cfg, "pretrain.grad_clip");
-        c.lr.kind = GR_LR_COSINE;
-        c.lr.base_lr = gr_config_float(cfg, "pretrain.lr");
-        c.lr.min_lr = gr_config_float(cfg, "pretrain.min_lr");
-        c.lr.warmup_lr = 0.0;
-        c.lr.warmup_steps = gr_config_int(cfg, "pretrain.warmup_steps");
-        c.lr.per_epoch = 0;
-        c.max_epochs = gr_config_int(cfg, "pretrain.epochs");
-        c.max_steps = gr_config_int(cfg, "pretrain.steps");
-        c.eval_every_steps = gr_config_int(cfg, "pretrain.eval_every");
-        c.eval_every_epoch = c.eval_every_steps == 0;
-        c.ckpt_keep = 1;
-        if (c.max_epochs < 1 && c.max_steps < 1) s = gr_fail(GR_ERR_INVALID, "%s: pretrain.epochs or pretrain.steps must be > 0", gr_config_path(cfg));
         gr_task tk = gr_lm_task_iface(task);
-        if (!s) s = gr_trainer_create(ctx, &c, &tk, log, &tr);
-        if (!s && ckpt) s = gr_trainer_restore(tr, ckpt);
-        if (!s) {
-            gr_train_install_signal_handlers();
-            double t0 = now_s();
-            s = gr_trainer_run(tr, &res);
-            t_train = now_s() - t0;
-        }
+        s = gr_pretrain_run_train(&run, ctx, &tk, params, pl.count);
     }
-    free(ckpt);
     /* export, reload check, quality */
     double diff = -1;
     if (!s) s = gr_lm_save_hf_dir(ctx, lm, model, hf, &arch, tok_dir, out);
-    if (!s) s = reload_check(ctx, lm, model, task, arch.family, out, run_dir, &diff);
+    if (!s) s = reload_check(ctx, lm, model, task, arch.family, out, run.run_dir, &diff);
     if (!s && diff != 0)
         s = gr_fail(GR_ERR_NUMERIC, "%s: reloaded model differs from the trained one (max |logit diff| %g)", out, diff);
     if (!s) printf("pretrain: saved %s (config.json, model.safetensors, tokenizer); reloaded logits identical\n", out);
@@ -434,7 +377,7 @@ static int run_pretrain(int argc, char **argv)
         json_object_set_new(quality, "ok", json_boolean(quality_ok));
         json_object_set_new(quality, "min_probe_prob", json_real(min_prob));
         json_object_set_new(quality, "max_color_cosine", json_real(max_cos));
-        json_object_set_new(quality, "train_seconds", json_real(t_train));
+        json_object_set_new(quality, "train_seconds", json_real(run.t_train));
         char *qp = gr_path_join(out, "quality.json");
         char *text = json_dumps(quality, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
         if (!qp || !text) s = gr_fail(GR_ERR_NOMEM, "out of memory");
@@ -443,42 +386,18 @@ static int run_pretrain(int argc, char **argv)
         free(text);
     }
     if (!s) {
-        /* report.json: the log's totals and curves' final/best values, timings and quality */
-        gr_run_data *d = NULL;
-        gr_report *r = gr_report_new();
-        if (!r) s = gr_fail(GR_ERR_NOMEM, "out of memory");
-        if (!s) s = gr_run_data_read(run_dir, &d);
-        if (!s) s = gr_report_fill_from_log(r, d);
-        if (!s) s = gr_report_set_number(r, "timings.train_s", t_train);
-        if (!s) s = gr_report_set_number(r, "timings.total_s", now_s() - t_start);
-        if (!s) s = gr_report_set_string(r, "output", out);
+        /* report.json: the quality numbers the check produced (val_ppl needs held-out text) */
         static const char *const qk[] = {"val_ppl", "probe_prob_mean", "probe_prob_min", "probe_top1", "color_cosine_max"};
-        for (int i = 0; i < 5 && !s; i++) {
+        gr_metric qm[5];
+        int nq = 0;
+        for (int i = 0; i < 5; i++) {
             json_t *v = json_object_get(quality, qk[i]);
-            char key[64];
-            snprintf(key, sizeof key, "quality.%s", qk[i]);
-            if (v) s = gr_report_set_number(r, key, json_real_value(v));
+            if (v) qm[nq++] = (gr_metric){qk[i], json_real_value(v)};
         }
-        char *rp = s ? NULL : gr_runlog_path(log, GR_RUN_REPORT);
-        if (!s) s = rp ? gr_report_write(r, rp) : gr_fail(GR_ERR_NOMEM, "out of memory");
-        free(rp);
-        gr_run_data_free(d);
-        gr_report_free(r);
+        s = gr_pretrain_run_finish(&run, qm, nq, quality_ok, "LM");
     }
-    if (!s) {
-        printf("pretrain: %lld steps in %.1f s, %.3g FLOPs; quality %s -> %s/quality.json\n", (long long)res.steps, t_train,
-               res.flops_total, quality_ok ? "ok" : "BELOW THE BAR", out);
-        rc = 0;
-        if (!quality_ok && gr_config_bool(cfg, "pretrain.require_quality")) {
-            gr_fail(GR_ERR_NUMERIC, "%s: the pretrained LM misses the quality bar (see quality.json)", out);
-            rc = gr_cli_error();
-        }
-    } else {
-        rc = gr_cli_error();
-    }
-    gr_trainer_result_free(&res);
-    gr_trainer_free(tr);
-    gr_runlog_close(log);
+    int rc = s ? gr_cli_error() : 0;
+    gr_pretrain_run_free(&run);
     gr_lm_task_free(task);
     json_decref(quality);
     if (model) lm->close(model, ctx);
@@ -491,7 +410,6 @@ static int run_pretrain(int argc, char **argv)
     free(probes.v);
     free(colors.v);
     free(cfg_json_path);
-    free(run_dir);
     gr_config_free(cfg);
     return rc;
 }

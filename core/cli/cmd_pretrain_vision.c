@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/fsutil.h"
 #include "base/json_file.h"
@@ -13,10 +12,8 @@
 #include "commands.h"
 #include "graft/model.h"
 #include "plugin/registry.h"
-#include "run/runlog.h"
-#include "train/checkpoint.h"
+#include "train/pretrain_run.h"
 #include "train/task_vision.h"
-#include "train/trainer.h"
 
 extern const gr_command gr_cmd_pretrain_vision;
 
@@ -42,13 +39,6 @@ static const gr_config_key keys[] = {
     {"pretrain_vision.min_shape_accuracy", GR_CFG_FLOAT, "0.25", "quality bar: held-out shape accuracy on object patches"},
     {"pretrain_vision.require_quality", GR_CFG_BOOL, "false", "fail (exit 1) when the quality bar is not met"},
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static gr_status check_range(const gr_config *cfg, const char *key, int64_t lo, int64_t hi)
 {
@@ -203,6 +193,11 @@ static gr_status reload_check(gr_ctx *ctx, const gr_vision_iface *vi, gr_vision 
     return s;
 }
 
+/* The attributes quality.json scores (object: background vs object over all patches) and
+ * their report.json names. */
+static const char *const attrs[4] = {"color", "shape", "size", "object"};
+static const char *const attr_keys[4] = {"color_acc", "shape_acc", "size_acc", "object_acc"};
+
 static double acc(const json_t *q, const char *attr, const char *field)
 {
     return json_real_value(json_object_get(json_object_get(q, attr), field));
@@ -229,29 +224,26 @@ static int run_pretrain_vision(int argc, char **argv)
     if (!s) s = check_range(cfg, "pretrain_vision.batch_size", 1, 1 << 16);
     if (!s) s = check_range(cfg, "pretrain_vision.steps", 0, (int64_t)1 << 40);
     if (!s) s = check_range(cfg, "pretrain_vision.epochs", 0, (int64_t)1 << 30);
+    /* also checked by the trainer's config, but here it fails before the world is loaded */
     if (!s && gr_config_int(cfg, "pretrain_vision.epochs") < 1 && gr_config_int(cfg, "pretrain_vision.steps") < 1)
         s = gr_fail(GR_ERR_INVALID, "%s: pretrain_vision.epochs or pretrain_vision.steps must be > 0", gr_config_path(cfg));
     if (s) { gr_config_free(cfg); return gr_cli_error(); }
 
-    const char *out = gr_config_string(cfg, "pretrain_vision.out"), *tower_dir = gr_config_string(cfg, "pretrain_vision.tower");
+    gr_pretrain_run run;
+    s = gr_pretrain_run_init(&run, "pretrain-vision", "pretrain_vision", cfg);
+    const char *out = run.out, *tower_dir = gr_config_string(cfg, "pretrain_vision.tower");
     const char *world = gr_config_string(cfg, "pretrain_vision.world");
-    char *run_dir = gr_path_join(out, "run"), *tcfg_path = NULL, *pp_file = NULL;
+    char *tcfg_path = NULL, *pp_file = NULL;
     json_t *vcfg = NULL, *quality = NULL;
     gr_backend *backend = NULL;
     gr_ctx *ctx = NULL;
     const gr_vision_iface *vi = NULL;
     gr_vision *tower = NULL;
     gr_vision_task *task = NULL;
-    gr_runlog *log = NULL;
-    gr_trainer *tr = NULL;
-    gr_trainer_result res;
-    memset(&res, 0, sizeof res);
     gr_tensor **params = NULL;
-    int count = 0, rc = 1, quality_ok = 0;
-    double t_start = now_s(), t_train = 0;
+    int count = 0, quality_ok = 0;
     gr_image_preproc pp;
 
-    if (!run_dir) s = gr_fail(GR_ERR_NOMEM, "out of memory");
     if (!s) s = tower_config(tower_dir, &tcfg_path, &vcfg);
     if (!s) {
         gr_backend_options bo;
@@ -311,62 +303,21 @@ static int run_pretrain_vision(int argc, char **argv)
         if (st.val_images == 0) s = gr_fail(GR_ERR_INVALID, "%s: no image of the val split for the held-out check", world);
         fflush(stdout);
     }
-    char *ckpt = NULL;
-    if (!s && resume) {
-        s = gr_runlog_open(run_dir, GR_RUN_RESUME, &log);
-        int64_t step = 0;
-        if (!s) s = gr_checkpoint_latest(run_dir, &ckpt);
-        if (!s) s = gr_checkpoint_read_state(ckpt, NULL, &step, NULL);
-        if (!s) s = gr_runlog_truncate_after(log, step);
-        if (!s) printf("pretrain-vision: resuming from %s\n", ckpt);
-    } else if (!s) {
-        s = gr_runlog_open(run_dir, GR_RUN_NEW, &log);
-        char *p = s ? NULL : gr_runlog_path(log, GR_RUN_CONFIG);
-        if (!s && !p) s = gr_fail(GR_ERR_NOMEM, "out of memory");
-        if (!s) s = gr_config_write(cfg, p);
-        free(p);
-    }
+    if (!s) s = gr_pretrain_run_open(&run, resume);
     if (!s) {
-        gr_trainer_config c;
-        gr_trainer_config_defaults(&c);
-        c.stage = "pretrain-vision";
-        c.params = params;
-        c.count = count;
-        c.adamw.weight_decay = gr_config_float(cfg, "pretrain_vision.weight_decay");
-        c.adamw.grad_clip = gr_config_float(cfg, "pretrain_vision.grad_clip");
-        c.lr.kind = GR_LR_COSINE;
-        c.lr.base_lr = gr_config_float(cfg, "pretrain_vision.lr");
-        c.lr.min_lr = gr_config_float(cfg, "pretrain_vision.min_lr");
-        c.lr.warmup_lr = 0.0;
-        c.lr.warmup_steps = gr_config_int(cfg, "pretrain_vision.warmup_steps");
-        c.lr.per_epoch = 0;
-        c.max_epochs = gr_config_int(cfg, "pretrain_vision.epochs");
-        c.max_steps = gr_config_int(cfg, "pretrain_vision.steps");
-        c.eval_every_steps = gr_config_int(cfg, "pretrain_vision.eval_every");
-        c.eval_every_epoch = c.eval_every_steps == 0;
-        c.ckpt_keep = 1;
         gr_task tk = gr_vision_task_iface(task);
-        s = gr_trainer_create(ctx, &c, &tk, log, &tr);
-        if (!s && ckpt) s = gr_trainer_restore(tr, ckpt);
-        if (!s) {
-            gr_train_install_signal_handlers();
-            double t0 = now_s();
-            s = gr_trainer_run(tr, &res);
-            t_train = now_s() - t0;
-        }
+        s = gr_pretrain_run_train(&run, ctx, &tk, params, count);
     }
-    free(ckpt);
     /* export (the tower only: the heads stay in the run's checkpoints), reload check, quality */
     double diff = -1;
     if (!s) s = export_tower(ctx, vi, tower, vcfg, pp_file, out);
-    if (!s) s = reload_check(ctx, vi, tower, task, out, run_dir, &diff);
+    if (!s) s = reload_check(ctx, vi, tower, task, out, run.run_dir, &diff);
     if (!s && diff != 0)
         s = gr_fail(GR_ERR_NUMERIC, "%s: reloaded tower differs from the trained one (max |diff| %g)", out, diff);
     if (!s) printf("pretrain-vision: saved %s (config.json, model.safetensors); reloaded features identical\n", out);
     if (!s) s = gr_vision_task_quality(task, ctx, &quality);
     if (!s) {
         double min_c = gr_config_float(cfg, "pretrain_vision.min_color_accuracy"), min_s = gr_config_float(cfg, "pretrain_vision.min_shape_accuracy");
-        static const char *const attrs[4] = {"color", "shape", "size", "object"};
         for (int i = 0; i < 4; i++)
             printf("pretrain-vision: held-out %-6s accuracy %.3f (majority baseline %.3f)%s\n", attrs[i], acc(quality, attrs[i], "accuracy"),
                    acc(quality, attrs[i], "baseline"), i == 3 ? ", background vs object over all patches" : " on object patches");
@@ -374,45 +325,17 @@ static int run_pretrain_vision(int argc, char **argv)
         json_object_set_new(quality, "ok", json_boolean(quality_ok));
         json_object_set_new(quality, "min_color_accuracy", json_real(min_c));
         json_object_set_new(quality, "min_shape_accuracy", json_real(min_s));
-        json_object_set_new(quality, "steps", json_integer((json_int_t)res.steps));
-        json_object_set_new(quality, "train_seconds", json_real(t_train));
+        json_object_set_new(quality, "steps", json_integer((json_int_t)run.res.steps));
+        json_object_set_new(quality, "train_seconds", json_real(run.t_train));
         s = write_json(out, "quality.json", quality);
     }
     if (!s) {
-        gr_run_data *d = NULL;
-        gr_report *r = gr_report_new();
-        if (!r) s = gr_fail(GR_ERR_NOMEM, "out of memory");
-        if (!s) s = gr_run_data_read(run_dir, &d);
-        if (!s) s = gr_report_fill_from_log(r, d);
-        if (!s) s = gr_report_set_number(r, "timings.train_s", t_train);
-        if (!s) s = gr_report_set_number(r, "timings.total_s", now_s() - t_start);
-        if (!s) s = gr_report_set_string(r, "output", out);
-        static const char *const qa[4] = {"color", "shape", "size", "object"};
-        for (int i = 0; i < 4 && !s; i++) {
-            char key[64];
-            snprintf(key, sizeof key, "quality.%s_acc", qa[i]);
-            s = gr_report_set_number(r, key, acc(quality, qa[i], "accuracy"));
-        }
-        char *rp = s ? NULL : gr_runlog_path(log, GR_RUN_REPORT);
-        if (!s) s = rp ? gr_report_write(r, rp) : gr_fail(GR_ERR_NOMEM, "out of memory");
-        free(rp);
-        gr_run_data_free(d);
-        gr_report_free(r);
+        gr_metric qm[4];
+        for (int i = 0; i < 4; i++) qm[i] = (gr_metric){attr_keys[i], acc(quality, attrs[i], "accuracy")};
+        s = gr_pretrain_run_finish(&run, qm, 4, quality_ok, "tower");
     }
-    if (!s) {
-        printf("pretrain-vision: %lld steps in %.1f s, %.3g FLOPs; quality %s -> %s/quality.json\n", (long long)res.steps, t_train,
-               res.flops_total, quality_ok ? "ok" : "BELOW THE BAR", out);
-        rc = 0;
-        if (!quality_ok && gr_config_bool(cfg, "pretrain_vision.require_quality")) {
-            gr_fail(GR_ERR_NUMERIC, "%s: the pretrained tower misses the quality bar (see quality.json)", out);
-            rc = gr_cli_error();
-        }
-    } else {
-        rc = gr_cli_error();
-    }
-    gr_trainer_result_free(&res);
-    gr_trainer_free(tr);
-    gr_runlog_close(log);
+    int rc = s ? gr_cli_error() : 0;
+    gr_pretrain_run_free(&run);
     gr_vision_task_free(task, ctx);
     json_decref(quality);
     if (tower) vi->close(tower, ctx);
@@ -422,7 +345,6 @@ static int run_pretrain_vision(int argc, char **argv)
     free(params);
     free(tcfg_path);
     free(pp_file);
-    free(run_dir);
     gr_config_free(cfg);
     return rc;
 }
