@@ -82,14 +82,6 @@ static gr_status get_list(const gr_config *cfg, const char *key, strings *out)
     return GR_OK;
 }
 
-static gr_status check_pos(const gr_config *cfg, const char *key, int64_t lo, int64_t hi)
-{
-    int64_t v = gr_config_int(cfg, key);
-    if (v < lo || v > hi) return gr_fail(GR_ERR_INVALID, "%s: %s = %lld is out of range %lld..%lld", gr_config_path(cfg), key, (long long)v,
-                                         (long long)lo, (long long)hi);
-    return GR_OK;
-}
-
 /* The architecture from the config keys and the tokenizer's ids. */
 static gr_status make_arch(const gr_config *cfg, const gr_tokenizer *tok, gr_lm_arch *a)
 {
@@ -97,7 +89,7 @@ static gr_status make_arch(const gr_config *cfg, const gr_tokenizer *tok, gr_lm_
     a->family = gr_config_string(cfg, "pretrain.family");
     static const char *const keys[] = {"pretrain.hidden_size", "pretrain.layers", "pretrain.heads", "pretrain.max_positions"};
     for (int i = 0; i < 4; i++) {
-        gr_status s = check_pos(cfg, keys[i], 1, 1 << 20);
+        gr_status s = gr_config_check_int(cfg, keys[i], 1, 1 << 20);
         if (s) return s;
     }
     a->vocab_size = gr_tokenizer_vocab_size(tok);
@@ -269,7 +261,7 @@ static int run_pretrain(int argc, char **argv)
     for (int i = 0; i < 3 && !s; i++)
         if (!gr_config_is_set(cfg, required[i])) s = gr_fail(GR_ERR_INVALID, "%s: %s is required", gr_config_path(cfg), required[i]);
     static const char *const pos[] = {"pretrain.seq_len", "pretrain.batch_size"};
-    for (int i = 0; i < 2 && !s; i++) s = check_pos(cfg, pos[i], 1, 1 << 20);
+    for (int i = 0; i < 2 && !s; i++) s = gr_config_check_int(cfg, pos[i], 1, 1 << 20);
     if (s) { gr_config_free(cfg); return gr_cli_error(); }
 
     gr_pretrain_run run;

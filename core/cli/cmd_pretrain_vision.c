@@ -40,14 +40,6 @@ static const gr_config_key keys[] = {
     {"pretrain_vision.require_quality", GR_CFG_BOOL, "false", "fail (exit 1) when the quality bar is not met"},
 };
 
-static gr_status check_range(const gr_config *cfg, const char *key, int64_t lo, int64_t hi)
-{
-    int64_t v = gr_config_int(cfg, key);
-    if (v < lo || v > hi) return gr_fail(GR_ERR_INVALID, "%s: %s = %lld is out of range %lld..%lld", gr_config_path(cfg), key, (long long)v,
-                                         (long long)lo, (long long)hi);
-    return GR_OK;
-}
-
 /* The tower's config: TOWER/config.json, a clip_vision_model (or the vision_config of a "clip"
  * composite). Returns a new reference to the vision part. */
 static gr_status tower_config(const char *dir, char **path, json_t **out)
@@ -221,9 +213,9 @@ static int run_pretrain_vision(int argc, char **argv)
     static const char *const required[] = {"pretrain_vision.world", "pretrain_vision.tower", "pretrain_vision.out"};
     for (int i = 0; i < 3 && !s; i++)
         if (!gr_config_is_set(cfg, required[i])) s = gr_fail(GR_ERR_INVALID, "%s: %s is required", gr_config_path(cfg), required[i]);
-    if (!s) s = check_range(cfg, "pretrain_vision.batch_size", 1, 1 << 16);
-    if (!s) s = check_range(cfg, "pretrain_vision.steps", 0, (int64_t)1 << 40);
-    if (!s) s = check_range(cfg, "pretrain_vision.epochs", 0, (int64_t)1 << 30);
+    if (!s) s = gr_config_check_int(cfg, "pretrain_vision.batch_size", 1, 1 << 16);
+    if (!s) s = gr_config_check_int(cfg, "pretrain_vision.steps", 0, (int64_t)1 << 40);
+    if (!s) s = gr_config_check_int(cfg, "pretrain_vision.epochs", 0, (int64_t)1 << 30);
     /* also checked by the trainer's config, but here it fails before the world is loaded */
     if (!s && gr_config_int(cfg, "pretrain_vision.epochs") < 1 && gr_config_int(cfg, "pretrain_vision.steps") < 1)
         s = gr_fail(GR_ERR_INVALID, "%s: pretrain_vision.epochs or pretrain_vision.steps must be > 0", gr_config_path(cfg));

@@ -410,6 +410,15 @@ int64_t gr_config_int(const gr_config *cfg, const char *path)
     return s ? config_setting_get_int64(s) : 0;
 }
 
+gr_status gr_config_check_int(const gr_config *cfg, const char *path, int64_t lo, int64_t hi)
+{
+    int64_t v = gr_config_int(cfg, path);
+    if (v < lo || v > hi)
+        return gr_fail(GR_ERR_INVALID, "%s: %s = %lld is out of range %lld..%lld", gr_config_path(cfg), path, (long long)v,
+                       (long long)lo, (long long)hi);
+    return GR_OK;
+}
+
 double gr_config_float(const gr_config *cfg, const char *path)
 {
     const config_setting_t *s = lookup(cfg, path, NULL);

@@ -171,9 +171,9 @@ static void shuffle_paragraphs(strbuf *b, uint64_t seed)
         return;
     }
     size_t k = 0, par = 0;
+    first[0] = 0; /* paragraph q is lines[first[q] .. first[q + 1]) */
     for (char *p = b->p; p < b->p + b->len;) {
         if (*p == '\n') { first[++par] = k; p++; continue; } /* a blank line ends paragraph par */
-        if (k == 0) first[0] = 0;
         lines[k++] = p;
         p = strchr(p, '\n') + 1;
     }

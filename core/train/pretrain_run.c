@@ -1,3 +1,4 @@
+/* The run around a pretraining command's task (see pretrain_run.h). */
 #include "train/pretrain_run.h"
 
 #include <stdio.h>

@@ -84,7 +84,7 @@ static gr_status split_grow(split *s, int train, int64_t hw, int64_t npatch)
 #undef GROW
 
 /* One scenes.jsonl line: the scene in the rasteriser's terms plus each object's classes. */
-static gr_status parse_scene(gr_vision_task *t, const json_t *colors, const json_t *shapes, const char *path, int64_t line,
+static gr_status parse_scene(const json_t *colors, const json_t *shapes, const char *path, int64_t line,
                              const json_t *o, gr_synth_scene *sc, int cls[][N_ATTRS], json_int_t *id, const char **spl)
 {
     const json_t *jid = json_object_get(o, "image_id"), *js = json_object_get(o, "split"), *objs = json_object_get(o, "objects");
@@ -127,7 +127,6 @@ static gr_status parse_scene(gr_vision_task *t, const json_t *colors, const json
         cls[k][ATTR_SHAPE] = s;
         cls[k][ATTR_SIZE] = z;
     }
-    (void)t;
     return GR_OK;
 }
 
@@ -150,6 +149,35 @@ static gr_status load_image(gr_vision_task *t, const char *world, json_int_t id,
     gr_image_free(&img);
     free(path);
     return s;
+}
+
+/* A training image's sample owners (t->map_buf), object classes, the objects' pixel box (where
+ * shifting may move them) and a background pixel (to fill what a shift uncovers), as entry d->n. */
+static void keep_train_image(gr_vision_task *t, split *d, const gr_synth_scene *sc, int cls[][N_ATTRS])
+{
+    int64_t H = t->image_size, hw = H * H, S = 4 * H;
+    memcpy(d->map + d->n * 16 * hw, t->map_buf, (size_t)(16 * hw));
+    for (int k = 0; k < sc->n; k++)
+        for (int a = 0; a < N_ATTRS; a++) d->cls[d->n][k][a] = (int8_t)cls[k][a];
+    int32_t *bx = d->box[d->n];
+    bx[0] = bx[2] = (int32_t)H;
+    bx[1] = bx[3] = -1;
+    int have_bg = 0;
+    for (int64_t y = 0; y < H; y++)
+        for (int64_t x = 0; x < H; x++) {
+            int any = 0;
+            for (int64_t q = 0; q < 16 && !any; q++) any = t->map_buf[(4 * y + q / 4) * S + 4 * x + q % 4] >= 0;
+            if (!any && !have_bg) {
+                memcpy(d->bg[d->n], d->rgb + d->n * 3 * hw + 3 * (y * H + x), 3);
+                have_bg = 1;
+            }
+            if (!any) continue;
+            if (x < bx[0]) bx[0] = (int32_t)x;
+            if (x > bx[1]) bx[1] = (int32_t)x;
+            if (y < bx[2]) bx[2] = (int32_t)y;
+            if (y > bx[3]) bx[3] = (int32_t)y;
+        }
+    if (bx[1] < 0 || !have_bg) bx[0] = -1; /* nothing to move, or no background to fill with */
 }
 
 static gr_status read_world(gr_vision_task *t)
@@ -207,11 +235,11 @@ static gr_status read_world(gr_vision_task *t)
             json_int_t id = 0;
             const char *spl = NULL;
             if (!o || !json_is_object(o)) s = gr_fail(GR_ERR_FORMAT, "%s: line %lld: not a JSON object%s%s", spath, (long long)line, o ? "" : ": ", o ? "" : e.text);
-            if (!s) s = parse_scene(t, colors, shapes, spath, line, o, &sc, cls, &id, &spl);
+            if (!s) s = parse_scene(colors, shapes, spath, line, o, &sc, cls, &id, &spl);
             int which = s ? -1 : strcmp(spl, "train") == 0 ? SPLIT_TRAIN : strcmp(spl, "val") == 0 ? SPLIT_VAL : -1;
             if (which >= 0) {
                 split *d = &t->sp[which];
-                int64_t hw = t->image_size * t->image_size, S = 4 * t->image_size;
+                int64_t hw = t->image_size * t->image_size;
                 s = split_grow(d, which == SPLIT_TRAIN, hw, t->npatch);
                 if (!s) s = load_image(t, world, id, which == SPLIT_TRAIN ? d->rgb + d->n * 3 * hw : NULL,
                                        which == SPLIT_TRAIN ? NULL : d->pixels + d->n * 3 * hw);
@@ -222,31 +250,7 @@ static gr_status read_world(gr_vision_task *t)
                         for (int a = 0; a < N_ATTRS; a++)
                             d->labels[a][d->n * t->npatch + q] = owner[q] < 0 ? (int32_t)t->classes[a] - 1 : cls[owner[q]][a];
                 }
-                if (!s && which == SPLIT_TRAIN) {
-                    memcpy(d->map + d->n * 16 * hw, t->map_buf, (size_t)(16 * hw));
-                    for (int k = 0; k < sc.n; k++)
-                        for (int a = 0; a < N_ATTRS; a++) d->cls[d->n][k][a] = (int8_t)cls[k][a];
-                    /* the objects' pixel box (where shifting may move them) and a background pixel */
-                    int32_t *bx = d->box[d->n];
-                    bx[0] = bx[2] = (int32_t)t->image_size;
-                    bx[1] = bx[3] = -1;
-                    int have_bg = 0;
-                    for (int64_t y = 0; y < t->image_size; y++)
-                        for (int64_t x = 0; x < t->image_size; x++) {
-                            int any = 0;
-                            for (int64_t q = 0; q < 16 && !any; q++) any = t->map_buf[(4 * y + q / 4) * S + 4 * x + q % 4] >= 0;
-                            if (any) {
-                                if (x < bx[0]) bx[0] = (int32_t)x;
-                                if (x > bx[1]) bx[1] = (int32_t)x;
-                                if (y < bx[2]) bx[2] = (int32_t)y;
-                                if (y > bx[3]) bx[3] = (int32_t)y;
-                            } else if (!have_bg) {
-                                memcpy(d->bg[d->n], d->rgb + d->n * 3 * hw + 3 * (y * t->image_size + x), 3);
-                                have_bg = 1;
-                            }
-                        }
-                    if (bx[1] < 0 || !have_bg) bx[0] = -1; /* nothing to move, or no background to fill with */
-                }
+                if (!s && which == SPLIT_TRAIN) keep_train_image(t, d, &sc, cls);
                 if (!s) d->n++;
             }
             json_decref(o);

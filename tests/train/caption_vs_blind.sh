@@ -15,7 +15,8 @@ cp -r "$SRC/configs/demo/parts" parts
 sum_before=$(cksum < lms/opt_small/model.safetensors)
 "$GRAFT" train -c "$SRC/configs/tiny_blip2.cfg" --run-dir run > train.log; tail -1 train.log
 [ "$(cksum < lms/opt_small/model.safetensors)" = "$sum_before" ] || { echo "FAIL: the frozen LM's file changed"; exit 1; }
-if grep -q 'language_model\.' run/checkpoints/*/trainable.safetensors 2>/dev/null; then echo "FAIL: the checkpoint holds LM tensors"; exit 1; fi
+ls run/checkpoints/*/trainable.safetensors >/dev/null || { echo "FAIL: no checkpoint written"; exit 1; }
+if grep -q 'language_model\.' run/checkpoints/*/trainable.safetensors; then echo "FAIL: the checkpoint holds LM tensors"; exit 1; fi
 "$GRAFT" eval --checkpoint run --split test > trained.txt
 "$GRAFT" eval --checkpoint run --split test --blind > blind.txt
 t=$(sed -n 's/^CIDEr //p' trained.txt); b=$(sed -n 's/^CIDEr //p' blind.txt)

@@ -59,6 +59,8 @@ const char *gr_config_path(const gr_config *cfg); /* file it came from, or "(def
  * without default and absent from the file reads as 0 / "" / empty; gr_config_is_set tells. */
 int gr_config_is_set(const gr_config *cfg, const char *path);
 int64_t gr_config_int(const gr_config *cfg, const char *path);
+/* GR_OK when the int key's value is in lo..hi, else "FILE: KEY = V is out of range LO..HI". */
+gr_status gr_config_check_int(const gr_config *cfg, const char *path, int64_t lo, int64_t hi);
 double gr_config_float(const gr_config *cfg, const char *path);
 int gr_config_bool(const gr_config *cfg, const char *path);
 const char *gr_config_string(const gr_config *cfg, const char *path);
